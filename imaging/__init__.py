@@ -20,12 +20,15 @@ _API: dict[str, str] = {
     "IrregularSpacingError": "imaging.errors",
     "PixelDecodeError": "imaging.errors",
     "NotAChestError": "imaging.errors",
+    "InvalidTableError": "imaging.errors",
     "CTVolume": "imaging.volume",
     "ScanInfo": "imaging.volume",
     # reading (issue: foundation)
     "find_series": "imaging.dicom",
     "SeriesInfo": "imaging.dicom",
     "StudySelection": "imaging.dicom",
+    "SeriesCatalog": "imaging.dicom",
+    "SelectionRules": "imaging.dicom",
     "load_scan": "imaging.io",
     # phantoms and writers
     "make_phantom": "imaging.phantom",

@@ -22,6 +22,24 @@ __all__ = [
     "CHAGANTI_SEVERITY_BOUNDS_PCT",
     "VISUAL_SCORE_BOUNDS_PCT",
     "DISPLAY_WINDOW_HU",
+    "RESPONSE_ABSOLUTE_CHANGE",
+    "RESPONSE_IMPROVED_RELATIVE_PCT",
+    "RESPONSE_PROGRESSED_RELATIVE_PCT",
+    "RESPONSE_MIN_ABSOLUTE_CHANGE",
+    "LUNG_WORKING_SPACING_MM",
+    "HU_BONE_MIN",
+    "HU_AIRWAY_START",
+    "HU_AIRWAY_MIN",
+    "AIRWAY_MAX_ML",
+    "LUNG_MIN_COMPONENT_ML",
+    "NOT_A_CHEST_MAX_LUNG_ML",
+    "LUNG_VOLUME_PLAUSIBLE_ML",
+    "VESSEL_MAX_RADIUS_MM",
+    "HU_VESSEL_MIN",
+    "THICK_SLICE_MM",
+    "HU_CONTRAST_SUSPECTED",
+    "FOV_CUTOFF_FRACTION",
+    "HU_ABDOMINAL_ORGAN_MIN",
 ]
 
 #: Air, HU (definition of the Hounsfield scale).
@@ -83,3 +101,79 @@ VISUAL_SCORE_BOUNDS_PCT: tuple[float, ...] = (0.0, 5.0, 25.0, 50.0, 75.0, 100.0)
 #: 8-bit images (Ma et al., Med Phys 2021, Zenodo 3757476): used to map HU into the
 #: display range the opacity network was trained on.
 DISPLAY_WINDOW_HU: tuple[float, float] = (-1250.0, 250.0)
+
+#: Radiographic response per visit (imaging.compare), in units of the response metric
+#: (percentage points for percent opacity).  Improved: change <= -RESPONSE_ABSOLUTE_CHANGE,
+#: or relative change <= -RESPONSE_IMPROVED_RELATIVE_PCT with |change| >=
+#: RESPONSE_MIN_ABSOLUTE_CHANGE; progressed mirrors it with RESPONSE_PROGRESSED_RELATIVE_PCT;
+#: otherwise stable.  No guideline defines these for quantitative CT opacity: the relative
+#: cut-offs borrow RECIST 1.1's -30 % / +20 % (Eisenhauer et al., Eur J Cancer 2009) by
+#: analogy, and the absolute floors keep tiny baselines from swinging categories.
+#: Not validated: set them for each trial and report them (the report does).
+RESPONSE_ABSOLUTE_CHANGE: float = 5.0
+RESPONSE_IMPROVED_RELATIVE_PCT: float = 30.0
+RESPONSE_PROGRESSED_RELATIVE_PCT: float = 20.0
+RESPONSE_MIN_ABSOLUTE_CHANGE: float = 1.0
+
+# --------------------------------------------------------------------------------------
+# Lung segmentation, vessel suppression and scan quality (imaging.lungs, imaging.opacity,
+# imaging.scores).  Geometric values in mm or mL as named.
+# --------------------------------------------------------------------------------------
+
+#: In-plane/through-plane spacing (mm) at which the classical lung mask is computed before
+#: upsampling to the input grid (block averaging by whole factors).  2 mm keeps the lung
+#: boundary error under one original voxel-layer of volume while making 3-D labelling
+#: ~9x cheaper on 0.7 mm scans (measured in scripts/benchmark_scoring.py).
+LUNG_WORKING_SPACING_MM: float = 2.0
+
+#: Bone, HU: voxels above this are cortical/trabecular bone (ribs, spine) when bounding
+#: lung repairs by the rib cage (cortical bone > 250 HU; Hounsfield scale tables, e.g.
+#: Buzug, *Computed Tomography*, Springer 2008, table 1.1).  Low-res block means of thin
+#: ribs fall below cortical values, hence a conservative 150.
+HU_BONE_MIN: float = 150.0
+
+#: Airway lumen, HU: region growing of trachea and bronchi starts at -900 HU and is
+#: lowered in steps until the grown airway stays below AIRWAY_MAX_ML (explosion control,
+#: Mori et al., J Comput Assist Tomogr 1996; van Rikxoort et al., Med Phys 2009).
+HU_AIRWAY_START: float = -900.0
+HU_AIRWAY_MIN: float = -995.0
+#: Largest plausible trachea + bronchi lumen, mL (adult trachea ~ 30 mL, main and lobar
+#: bronchi ~ 20 mL; anatomical dead space ~ 150 mL includes mouth and pharynx).
+AIRWAY_MAX_ML: float = 150.0
+
+#: An air-filled component inside the body is a lung candidate when at least this big, mL
+#: (smaller pockets: bowel gas, oesophagus, fragments).
+LUNG_MIN_COMPONENT_ML: float = 30.0
+#: Below this total lung volume the scan is not a chest (no lungs to score), mL.  An adult
+#: lung is > 1 L at any inspiration level; an abdominal scan that catches the lung bases
+#: shows tens of mL.
+NOT_A_CHEST_MAX_LUNG_ML: float = 300.0
+#: Plausible total lung volume range, mL (issue 4: "2.5-8 L"; adult CT lung volumes at
+#: full inspiration, e.g. Coxson et al., Am J Respir Crit Care Med 1999).
+LUNG_VOLUME_PLAUSIBLE_ML: tuple[float, float] = (2500.0, 8000.0)
+
+#: Abdominal organ, HU: a hole or bay of the axial lung outline lying below the lung's
+#: air (top of the diaphragm dome) is liver/spleen when its median is at least this
+#: (unenhanced liver 55-65 HU, spleen 45-50 HU; e.g. Hofer, *CT Teaching Manual*),
+#: and consolidation (typically -100..+20 HU median with air bronchograms) otherwise.
+HU_ABDOMINAL_ORGAN_MIN: float = 20.0
+
+#: Vessel suppression: opacity candidates thinner than 2 x this radius (mm) in the axial
+#: plane are removed by a morphological opening with a disk (pulmonary vessels beyond the
+#: hilum are < 6 mm across; GGO/consolidation patches are larger, e.g. Chaganti et al. 2020
+#: count lesions, not vessels; shape rule as in Lung CT Analyzer's vessel band > 0 HU).
+VESSEL_MAX_RADIUS_MM: float = 3.0
+#: Voxels denser than this inside the lung are vessels, calcification or bone, never
+#: opacity (Lung CT Analyzer "vessels" band starts at 0 HU; dense consolidation reaches
+#: +50 HU, so the cut is the top of the consolidation band).
+HU_VESSEL_MIN: float = HU_CONSOLIDATION_MAX
+
+#: Slices thicker than this (mm) make density quantification unreliable (partial volume);
+#: thin-section CT is <= 1.5-3 mm (Fleischner glossary, Hansell et al., Radiology 2008).
+THICK_SLICE_MM: float = 3.0
+#: Median HU of mediastinal blood pool/soft tissue above this suggests IV contrast
+#: (unenhanced blood 30-50 HU; enhanced aorta/heart > 150 HU).
+HU_CONTRAST_SUSPECTED: float = 100.0
+#: Lungs are "cut off by the field of view" when more than this fraction of their largest
+#: axial cross-section lies on the first/last slice or on the in-plane image border.
+FOV_CUTOFF_FRACTION: float = 0.05

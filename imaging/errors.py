@@ -14,6 +14,7 @@ __all__ = [
     "IrregularSpacingError",
     "PixelDecodeError",
     "NotAChestError",
+    "InvalidTableError",
 ]
 
 
@@ -41,3 +42,9 @@ class PixelDecodeError(ChestCTError, ValueError):
 
 class NotAChestError(ChestCTError, ValueError):
     """The scan read correctly but does not show a chest with lungs to score."""
+
+
+class InvalidTableError(ChestCTError, ValueError):
+    """A scores or arms table cannot be used: a required column is missing, a patient is
+    given two arms, or no patient is left to compare; the message names the table and
+    column and says what to fix."""

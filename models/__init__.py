@@ -11,6 +11,10 @@ from typing import Any
 _API: dict[str, str] = {
     "segment_opacity": "models.inference",
     "load_model": "models.inference",
+    "predict_lungs_and_opacity": "models.inference",
+    "predict_classes": "models.inference",
+    "split_lesion_by_density": "models.inference",
+    "UNet2D": "models.network",
     "hu_to_display": "models.preprocess",
 }
 

@@ -1,0 +1,372 @@
+"""Header-only reading of one DICOM file, and the walk that finds candidate files.
+
+This is the fast edge of :func:`imaging.dicom.find_series`: each file is opened once,
+its first 132 bytes are checked for the ``DICM`` marker (PNG captures, NIfTI files and
+other non-DICOM files are recognised by their magic bytes and skipped), then pydicom
+reads only the tags listed in :data:`HEADER_TAGS`, stopping before the pixel data.
+The position of the pixel data element is noted so that uncompressed slices can later
+be read straight from disk without parsing the header again, and so that a file cut
+short by an interrupted copy is reported here, before any pixels are read.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+__all__ = ["SkippedFile", "SliceHeader", "FrameHeader", "read_header", "walk_files", "UNCOMPRESSED_SYNTAXES"]
+
+#: Transfer syntaxes whose pixel bytes lie uncompressed, little endian, in the file.
+UNCOMPRESSED_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+ENHANCED_CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2.1"
+
+HEADER_TAGS = [
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
+    "StudyDate", "SeriesNumber", "SeriesDescription", "Modality", "ImageType", "Manufacturer",
+    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+    "SpacingBetweenSlices", "Rows", "Columns", "RescaleSlope", "RescaleIntercept",
+    "ConvolutionKernel", "BitsAllocated", "BitsStored", "PixelRepresentation",
+    "SamplesPerPixel", "NumberOfFrames", "InstanceNumber", "FrameOfReferenceUID",
+    "GantryDetectorTilt", "AcquisitionNumber", "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence", "DirectoryRecordSequence",
+]
+
+_MAGIC = [
+    (b"\x89PNG\r\n\x1a\n", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF8", "GIF image"),
+    (b"%PDF", "PDF document"),
+    (b"NRRD", "NRRD volume (load it with load_scan)"),
+    (b"PK\x03\x04", "ZIP archive"),
+    (b"\x1f\x8b", "gzip file (e.g. .nii.gz; load NIfTI with load_scan)"),
+]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that is not part of any image series, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """Per-frame geometry and rescale of one slice (one frame of a file)."""
+
+    frame: int
+    position: tuple[float, float, float] | None
+    slope: float
+    intercept: float
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """What :func:`read_header` learned about one DICOM image file (no pixels)."""
+
+    path: Path
+    file_size: int
+    sop_class: str
+    sop_uid: str
+    study_uid: str
+    series_uid: str
+    patient_id: str
+    study_date: str
+    series_number: int | None
+    series_description: str
+    modality: str
+    image_type: tuple[str, ...]
+    manufacturer: str
+    kernel: str
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    rows: int
+    columns: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    samples_per_pixel: int
+    n_frames: int
+    instance_number: int | None
+    frame_of_reference: str
+    gantry_tilt: float | None
+    acquisition_number: int | None
+    transfer_syntax: str
+    pixel_offset: int | None
+    pixel_length: int | None
+    frames: tuple[FrameHeader, ...]
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def multiframe(self) -> bool:
+        return self.n_frames > 1 or self.sop_class == ENHANCED_CT_SOP_CLASS
+
+
+def walk_files(root: Path, skipped: list[SkippedFile]) -> Iterator[tuple[Path, int]]:
+    """Yield ``(path, size)`` of every regular file under ``root``, any depth.
+
+    Hidden files and folders (name starting with ``.``) and DICOMDIR index files are
+    recorded in ``skipped`` instead.  Symbolic links to folders are not followed.
+    """
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(SkippedFile(Path(folder), f"folder cannot be listed: {exc.strerror}"))
+            continue
+        subfolders = []
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith("."):
+                kind = "folder" if entry.is_dir(follow_symlinks=False) else "file"
+                skipped.append(SkippedFile(path, f"hidden {kind}"))
+            elif entry.is_dir(follow_symlinks=False):
+                subfolders.append(path)
+            elif entry.is_file():
+                if entry.name.upper() == "DICOMDIR":
+                    skipped.append(SkippedFile(path, "DICOMDIR (an index of the export, not an image)"))
+                else:
+                    yield path, entry.stat().st_size
+        stack.extend(reversed(subfolders))
+
+
+def _text(ds: Any, name: str) -> str:
+    value = ds.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _float(ds: Any, name: str) -> float | None:
+    value = ds.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(ds: Any, name: str, default: int | None = None) -> int | None:
+    value = ds.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def _iso_date(value: str) -> str:
+    v = value.strip()
+    if len(v) == 8 and v.isdigit():
+        return f"{v[:4]}-{v[4:6]}-{v[6:]}"
+    if len(v) == 10 and v[4] == "." and v[7] == ".":  # old ACR-NEMA yyyy.mm.dd
+        return v.replace(".", "-")
+    return ""
+
+
+def _seq_item(ds: Any, name: str) -> Any:
+    seq = ds.get(name)
+    return seq[0] if seq else None
+
+
+def _frames(ds: Any, n_frames: int, problems: list[str]) -> tuple[tuple[FrameHeader, ...], tuple[float, ...] | None, tuple[float, float] | None, float | None]:
+    """Per-frame positions and rescale, plus orientation/spacing/thickness of a multi-frame file."""
+    shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+
+    def find(item: Any, seq: str, attr: str) -> Any:
+        sub = _seq_item(item, seq) if item is not None else None
+        return None if sub is None else sub.get(attr)
+
+    def lookup(i: int, seq: str, attr: str) -> Any:
+        if i < len(per_frame):
+            value = find(per_frame[i], seq, attr)
+            if value is not None:
+                return value
+        return find(shared, seq, attr)
+
+    iop = _floats(lookup(0, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+    spacing = _floats(lookup(0, "PixelMeasuresSequence", "PixelSpacing"), 2)
+    thickness_value = lookup(0, "PixelMeasuresSequence", "SliceThickness")
+    thickness = float(thickness_value) if thickness_value not in (None, "") else None
+    frames = []
+    for i in range(n_frames):
+        pos = _floats(lookup(i, "PlanePositionSequence", "ImagePositionPatient"), 3)
+        slope = lookup(i, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = lookup(i, "PixelValueTransformationSequence", "RescaleIntercept")
+        frames.append(
+            FrameHeader(
+                i,
+                pos,  # type: ignore[arg-type]
+                float(slope) if slope not in (None, "") else 1.0,
+                float(intercept) if intercept not in (None, "") else 0.0,
+            )
+        )
+        if i > 0:
+            other = _floats(lookup(i, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+            if other is not None and iop is not None and max(abs(a - b) for a, b in zip(other, iop)) > 1e-3:
+                problems.append("frames have different orientations")
+                break
+    if len(per_frame) < n_frames and n_frames > 1:
+        problems.append(f"PerFrameFunctionalGroupsSequence has {len(per_frame)} items for {n_frames} frames")
+    return tuple(frames), iop, spacing, thickness  # type: ignore[return-value]
+
+
+def _pixel_element(fp: Any, pos: int, transfer_syntax: str, file_size: int) -> tuple[int | None, int | None, str | None]:
+    """Offset and length of the PixelData value, or a problem when the file is cut short."""
+    fp.seek(pos)
+    head = fp.read(12)
+    if len(head) < 8:
+        return None, None, "no pixel data (file ends before PixelData)"
+    group, elem = struct.unpack("<HH", head[:4])
+    if (group, elem) != (0x7FE0, 0x0010):
+        return None, None, None
+    if transfer_syntax == "1.2.840.10008.1.2":
+        length, offset = struct.unpack("<I", head[4:8])[0], pos + 8
+    elif transfer_syntax in UNCOMPRESSED_SYNTAXES or transfer_syntax.startswith("1.2.840.10008.1.2.4") or transfer_syntax == "1.2.840.10008.1.2.5":
+        if len(head) < 12:
+            return None, None, "truncated: file ends inside the PixelData element"
+        length, offset = struct.unpack("<I", head[8:12])[0], pos + 12
+    else:
+        return None, None, None
+    if length == 0xFFFFFFFF:  # encapsulated (compressed) frames
+        return None, None, None
+    if offset + length > file_size:
+        return offset, length, (
+            f"truncated: PixelData needs {length} bytes but only {max(0, file_size - offset)} remain"
+        )
+    return offset, length, None
+
+
+def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
+    """Read the header of one file; a :class:`SkippedFile` when it is not a DICOM image.
+
+    Never raises for a bad file: unreadable, truncated or non-image files come back
+    as :class:`SkippedFile` with the reason.
+    """
+    try:
+        with open(path, "rb") as fp:
+            start = fp.read(132)
+            if start[128:132] != b"DICM":
+                for magic, what in _MAGIC:
+                    if start.startswith(magic):
+                        return SkippedFile(path, f"not DICOM: {what}")
+                if start[344:348] in (b"n+1\0", b"ni1\0") or start[:4] in (b"\x5c\x01\x00\x00",):
+                    return SkippedFile(path, "not DICOM: NIfTI volume (load it with load_scan)")
+                # a headerless (ACR-NEMA style) DICOM starts with a group 0008 or 0002 tag
+                if start[:2] not in (b"\x08\x00", b"\x02\x00"):
+                    return SkippedFile(path, "not DICOM: no DICM marker at byte 128")
+                force = True
+            else:
+                force = False
+            fp.seek(0)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=force)
+            pos = fp.tell()
+            meta = getattr(ds, "file_meta", None)
+            transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+            if not transfer_syntax:
+                transfer_syntax = "1.2.840.10008.1.2"  # DICOM default: implicit VR little endian
+            media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+            sop_class = _text(ds, "SOPClassUID") or media_class
+            if sop_class == DICOMDIR_SOP_CLASS or media_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+                return SkippedFile(path, "DICOMDIR (an index of the export, not an image)")
+            rows, columns = _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0
+            if not rows or not columns:
+                return SkippedFile(path, f"DICOM without an image (SOP class {sop_class or 'unknown'})")
+            problems: list[str] = []
+            offset = length = None
+            if transfer_syntax in UNCOMPRESSED_SYNTAXES or transfer_syntax.startswith("1.2.840.10008.1.2.4") or transfer_syntax == "1.2.840.10008.1.2.5":
+                offset, length, problem = _pixel_element(fp, pos, transfer_syntax, size)
+                if problem:
+                    problems.append(problem)
+            if transfer_syntax not in UNCOMPRESSED_SYNTAXES:
+                offset = length = None  # compressed/deflated/big endian: decode through pydicom
+            n_frames = _int(ds, "NumberOfFrames", 1) or 1
+            iop = _floats(ds.get("ImageOrientationPatient"), 6)
+            spacing = _floats(ds.get("PixelSpacing"), 2)
+            thickness = _float(ds, "SliceThickness")
+            if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+                frames, f_iop, f_spacing, f_thick = _frames(ds, n_frames, problems)
+                iop, spacing, thickness = f_iop or iop, f_spacing or spacing, f_thick or thickness
+            else:
+                frames = (
+                    FrameHeader(
+                        0,
+                        _floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+                        _float(ds, "RescaleSlope") if _float(ds, "RescaleSlope") is not None else 1.0,  # type: ignore[arg-type]
+                        _float(ds, "RescaleIntercept") or 0.0,
+                    ),
+                )
+            image_type = ds.get("ImageType")
+            if image_type is None:
+                image_type_t: tuple[str, ...] = ()
+            elif isinstance(image_type, str):
+                image_type_t = tuple(v.strip().upper() for v in image_type.split("\\"))
+            else:
+                image_type_t = tuple(str(v).strip().upper() for v in image_type)
+            bits_allocated = _int(ds, "BitsAllocated", 16) or 16
+            return SliceHeader(
+                path=path,
+                file_size=size,
+                sop_class=sop_class,
+                sop_uid=_text(ds, "SOPInstanceUID") or (str(meta.get("MediaStorageSOPInstanceUID", "")) if meta is not None else ""),
+                study_uid=_text(ds, "StudyInstanceUID"),
+                series_uid=_text(ds, "SeriesInstanceUID"),
+                patient_id=_text(ds, "PatientID"),
+                study_date=_iso_date(_text(ds, "StudyDate")),
+                series_number=_int(ds, "SeriesNumber"),
+                series_description=_text(ds, "SeriesDescription"),
+                modality=_text(ds, "Modality").upper(),
+                image_type=image_type_t,
+                manufacturer=_text(ds, "Manufacturer"),
+                kernel=_text(ds, "ConvolutionKernel"),
+                orientation=iop,
+                pixel_spacing=spacing,  # type: ignore[arg-type]
+                slice_thickness=thickness,
+                spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
+                rows=rows,
+                columns=columns,
+                bits_allocated=bits_allocated,
+                bits_stored=_int(ds, "BitsStored", bits_allocated) or bits_allocated,
+                pixel_representation=_int(ds, "PixelRepresentation", 0) or 0,
+                samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
+                n_frames=n_frames,
+                instance_number=_int(ds, "InstanceNumber"),
+                frame_of_reference=_text(ds, "FrameOfReferenceUID"),
+                gantry_tilt=_float(ds, "GantryDetectorTilt"),
+                acquisition_number=_int(ds, "AcquisitionNumber"),
+                transfer_syntax=transfer_syntax,
+                pixel_offset=offset,
+                pixel_length=length,
+                frames=frames,
+                problems=tuple(problems),
+            )
+    except InvalidDicomError as exc:
+        return SkippedFile(path, f"not DICOM: {exc}")
+    except (OSError, EOFError, ValueError, struct.error, KeyError, IndexError, TypeError, NotImplementedError) as exc:
+        return SkippedFile(path, f"unreadable DICOM header ({type(exc).__name__}: {exc})")

@@ -1,0 +1,188 @@
+"""Masks as a DICOM Segmentation (highdicom) that a PACS viewer shows over the original series.
+
+The masks live in the volume's (canonical) geometry; a DICOM SEG must instead follow
+the frames of the source images.  :func:`masks_on_source_grid` maps each pixel of each
+source slice to the nearest voxel of the volume through the patient coordinates (exact
+for a volume read from that series, whatever flips or permutations the reader applied),
+so the SEG frames line up with the original slices.
+
+Privacy: highdicom copies the patient and study modules from the source images; the
+identifying ones (patient name, birth date, other IDs, referring physician) are emptied
+in the SEG, and the patient ID is replaced by the pseudonym when one is given.  The SEG
+still references the source series by its UIDs, which is how viewers (OHIF, 3D Slicer,
+PACS) attach it to the images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imaging.errors import ChestCTError
+from imaging.volume import CTVolume
+
+__all__ = ["SegSegment", "masks_on_source_grid", "write_dicom_seg", "PHI_ATTRIBUTES_CLEARED"]
+
+#: Attributes emptied in every SEG we write (they are copied from the sources by highdicom).
+PHI_ATTRIBUTES_CLEARED: tuple[str, ...] = (
+    "PatientName", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs", "OtherPatientNames",
+    "OtherPatientIDsSequence", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
+    "ReferringPhysicianName", "InstitutionName", "InstitutionAddress", "PerformingPhysicianName",
+    "OperatorsName", "AccessionNumber",
+)
+
+
+@dataclass(frozen=True)
+class SegSegment:
+    """One segment of a SEG.
+
+    Attributes
+    ----------
+    label : str
+        Shown in viewers, e.g. ``"Right lung"``.
+    mask : (Z, Y, X) bool ndarray
+        In the volume's geometry.
+    kind : str
+        ``"right_lung"``, ``"left_lung"``, ``"lung"`` or ``"lesion"`` (chooses the codes).
+    """
+
+    label: str
+    mask: np.ndarray
+    kind: str = "lesion"
+
+
+def _codes(kind: str):  # -> (category, type)
+    from pydicom.sr.coding import Code
+    from pydicom.sr.codedict import codes
+
+    anatomical = codes.SCT.AnatomicalStructure
+    abnormal = Code("49755003", "SCT", "Morphologically Abnormal Structure")
+    types = {
+        "right_lung": (anatomical, Code("3341006", "SCT", "Right lung")),
+        "left_lung": (anatomical, Code("44029006", "SCT", "Left lung")),
+        "lung": (anatomical, codes.SCT.Lung),
+        "lesion": (abnormal, codes.SCT.Lesion),
+    }
+    if kind not in types:
+        raise ValueError(f"kind must be one of {sorted(types)}, got {kind!r}")
+    return types[kind]
+
+
+def masks_on_source_grid(volume: CTVolume, masks: np.ndarray, datasets: Sequence["object"]) -> np.ndarray:
+    """Sample volume-geometry masks on the pixel grid of each source slice.
+
+    Parameters
+    ----------
+    volume : CTVolume
+        Gives the geometry of ``masks``.
+    masks : (Z, Y, X, S) ndarray
+        ``S`` masks in the volume's geometry.
+    datasets : sequence of pydicom Dataset
+        Single-frame source images (ImagePositionPatient, ImageOrientationPatient,
+        PixelSpacing, Rows, Columns are used).
+
+    Returns
+    -------
+    (N, Rows, Columns, S) ndarray
+        Same dtype as ``masks``; pixels outside the volume are 0.
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 4 or masks.shape[:3] != volume.shape:
+        raise ValueError(f"masks must be (Z, Y, X, S) with (Z, Y, X) = {volume.shape}, got {masks.shape}")
+    origin = np.asarray(volume.origin_mm, np.float64)
+    direction = volume.direction
+    spacing_xyz = np.asarray(volume.spacing_mm[::-1], np.float64)
+    shape_xyz = np.asarray(volume.shape[::-1])
+    frames = []
+    for ds in datasets:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        ipp = np.asarray([float(v) for v in ds.ImagePositionPatient])
+        iop = np.asarray([float(v) for v in ds.ImageOrientationPatient])
+        row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+        # LPS of pixel (r, c) = ipp + c * col_spacing * iop[:3] + r * row_spacing * iop[3:]
+        to_index = lambda v: (v @ direction) / spacing_xyz  # noqa: E731  (LPS offset -> index xyz)
+        start = to_index(ipp - origin)
+        step_r = to_index(row_spacing * iop[3:])
+        step_c = to_index(col_spacing * iop[:3])
+        r = np.arange(rows)[:, None, None]
+        c = np.arange(cols)[None, :, None]
+        idx = np.rint(start + r * step_r + c * step_c).astype(np.int64)  # (rows, cols, 3) xyz
+        inside = np.all((idx >= 0) & (idx < shape_xyz), axis=-1)
+        frame = np.zeros((rows, cols, masks.shape[3]), masks.dtype)
+        sel = idx[inside]
+        frame[inside] = masks[sel[:, 2], sel[:, 1], sel[:, 0]]
+        frames.append(frame)
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, masks.shape[3]), masks.dtype)
+
+
+def write_dicom_seg(path: str | os.PathLike[str], volume: CTVolume, source_files: Sequence[str | os.PathLike[str]],
+                    segments: Sequence[SegSegment], *, software_version: str, patient_id: str | None = None,
+                    series_number: int = 9901) -> Path:
+    """Write the segments as one binary DICOM SEG referencing the source series.
+
+    Parameters
+    ----------
+    path : path-like
+        File to write (callers wanting atomicity pass a temporary path).
+    volume : CTVolume
+        The volume the masks were computed on (read from ``source_files``).
+    source_files : sequence of path-like
+        The DICOM files of the series (single-frame images).
+    segments : sequence of SegSegment
+        At least one; masks in ``volume``'s geometry.
+    software_version : str
+        Recorded in the SEG (SoftwareVersions).
+    patient_id : str, optional
+        Replaces the PatientID copied from the sources (use the pseudonym).
+    series_number : int
+        SeriesNumber of the new SEG series.
+
+    Raises
+    ------
+    ChestCTError
+        The sources are multi-frame (not supported here; the NIfTI masks remain).
+    """
+    import highdicom as hd
+    import pydicom
+
+    if not segments:
+        raise ValueError("segments must hold at least one SegSegment, got none")
+    if not source_files:
+        raise ValueError("source_files must list the series' DICOM files, got none")
+    datasets = [pydicom.dcmread(os.fspath(f), stop_before_pixels=True) for f in source_files]
+    if any(int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 for ds in datasets):
+        raise ChestCTError(f"DICOM SEG over multi-frame sources is not supported (series {volume.info.series_uid}); "
+                           "use the NIfTI masks")
+    stack = np.stack([np.asarray(s.mask, bool) for s in segments], axis=-1)
+    pixels = masks_on_source_grid(volume, stack, datasets).astype(np.uint8)
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="chestct", version=software_version, family=pydicom.sr.codedict.codes.DCM.ArtificialIntelligence)
+    descriptions = []
+    for number, seg in enumerate(segments, start=1):
+        category, prop = _codes(seg.kind)
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=number, segment_label=seg.label[:64], segmented_property_category=category,
+            segmented_property_type=prop, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm))
+    seg_ds = hd.seg.Segmentation(
+        source_images=datasets, pixel_array=pixels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(), series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1,
+        manufacturer="chestct", manufacturer_model_name="chestct", software_versions=software_version,
+        device_serial_number="0", series_description="chestct lungs and opacity",
+        omit_empty_frames=bool(pixels.any()))
+    for keyword in PHI_ATTRIBUTES_CLEARED:
+        if keyword in seg_ds:
+            if keyword.endswith("Sequence"):
+                del seg_ds[keyword]
+            else:
+                setattr(seg_ds, keyword, "")
+    if patient_id is not None:
+        seg_ds.PatientID = patient_id
+    out = Path(path)
+    seg_ds.save_as(out)
+    return out

@@ -1,0 +1,593 @@
+"""Lung segmentation (right / left) and lung zones, in the input volume's geometry.
+
+Two methods are available:
+
+``"classical"`` (the default of ``method="auto"``)
+    A threshold-and-shape pipeline computed at about 2 mm spacing
+    (:data:`imaging.constants.LUNG_WORKING_SPACING_MM`) and upsampled to the input grid:
+
+    1. air-like voxels (< ``HU_LUNG_THRESHOLD``) that do not touch the in-plane image
+       border on their axial slice (removes outside air, the field-of-view circle, the
+       air under the table);
+    2. 3-D components of at least ``LUNG_MIN_COMPONENT_ML``; gas-only components below
+       the lungs (bowel gas) are dropped;
+    3. the trachea is found on the upper slices (a small round air component near the
+       midline) and the airway is grown from it with explosion control
+       (``HU_AIRWAY_START`` lowered towards ``HU_AIRWAY_MIN`` until it stays under
+       ``AIRWAY_MAX_ML``), dilated by one voxel and removed: trachea and main bronchi
+       are not lung;
+    4. the lungs are separated where they touch (erosion until two components appear,
+       then a distance-ordered flood back into the mask); right = smaller patient x;
+    5. dense disease is put back: on each axial slice and for each lung, holes are
+       filled (vessels, nodules, central consolidation) and the *lateral or dorsal*
+       concavities of the outline (convex hull minus lung, bone excluded) are filled
+       (consolidation against the costal pleura, dependent collapse) when the hull
+       chord closing them lies on their outer side.  Medial concavities (heart, hilum,
+       spine) are never filled, nor anything below the lowest air-filled lung voxel of
+       its (y, x) column (the diaphragm dome seen through an axial slice).  Known
+       limits: consolidation resting on the diaphragm over a whole column, and the
+       thin segment between the hull chord and a curved chest wall, are missed.
+
+``"model"``
+    The lung mask of :func:`models.inference.predict_lungs_and_opacity` (a 2-D U-Net,
+    see the model card), split into right / left by step 4 above.  Imported lazily.
+
+Zones (:func:`lung_zones`): for each lung, upper / middle / lower thirds of its
+cranio-caudal extent (slice index in canonical orientation), and ventral / dorsal halves
+of its antero-posterior extent on each slice.
+
+Evaluation (README section ``scoring``): classical Dice 0.97 against the CIP
+``wholeLung-64`` mask; see ``scripts/evaluate_lungs.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from imaging import constants as C
+from imaging.volume import CTVolume
+
+__all__ = [
+    "segment_lungs",
+    "lung_zones",
+    "split_lungs",
+    "ZONE_CODES",
+    "ZONE_NAMES",
+    "RIGHT",
+    "LEFT",
+]
+
+#: Label values of :func:`segment_lungs`.
+RIGHT: int = 1
+LEFT: int = 2
+
+_LUNGS = ("right", "left")
+_THIRDS = ("upper", "middle", "lower")
+_HALVES = ("ventral", "dorsal")
+
+#: Zone label value -> name, e.g. ``1 -> "right_upper_ventral"``.  Value =
+#: ``1 + 6 * (lung - 1) + 2 * third + half`` with third 0/1/2 = upper/middle/lower and
+#: half 0/1 = ventral/dorsal.
+ZONE_NAMES: dict[int, str] = {
+    1 + 6 * li + 2 * ti + hi: f"{lung}_{third}_{half}"
+    for li, lung in enumerate(_LUNGS)
+    for ti, third in enumerate(_THIRDS)
+    for hi, half in enumerate(_HALVES)
+}
+#: Zone name -> label value (inverse of :data:`ZONE_NAMES`).
+ZONE_CODES: dict[str, int] = {name: code for code, name in ZONE_NAMES.items()}
+
+_METHODS = ("auto", "classical", "model")
+
+
+# ----------------------------------------------------------------------------- geometry
+def _canonical_axes(direction: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    """Axis permutation and flips taking a (z, y, x) array to canonical LPS order.
+
+    ``canonical = flip(transpose(a, perm), flips)``; slice 0 becomes the most inferior,
+    row 0 the most anterior, column 0 the patient's rightmost.
+    """
+    d = np.asarray(direction, dtype=np.float64)
+    dom = np.argmax(np.abs(d), axis=0)  # ITK index axis j -> dominant LPS axis
+    if sorted(dom.tolist()) != [0, 1, 2]:
+        return (0, 1, 2), (False, False, False)
+    perm = [0, 1, 2]
+    flips = [False, False, False]
+    for j in range(3):
+        k = 2 - int(dom[j])  # canonical array axis of LPS axis dom[j]
+        perm[k] = 2 - j  # array axis of ITK index axis j
+        flips[k] = bool(d[dom[j], j] < 0)
+    return tuple(perm), tuple(flips)  # type: ignore[return-value]
+
+
+def _to_canonical(a: np.ndarray, perm: Sequence[int], flips: Sequence[bool]) -> np.ndarray:
+    b = np.transpose(a, perm)
+    for k, f in enumerate(flips):
+        if f:
+            b = np.flip(b, axis=k)
+    return b
+
+
+def _from_canonical(b: np.ndarray, perm: Sequence[int], flips: Sequence[bool]) -> np.ndarray:
+    for k, f in enumerate(flips):
+        if f:
+            b = np.flip(b, axis=k)
+    return np.ascontiguousarray(np.transpose(b, np.argsort(perm)))
+
+
+def _block_mean(a: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """Mean over non-overlapping blocks (edge-padded to whole blocks), float32."""
+    if all(f == 1 for f in factors):
+        return a.astype(np.float32, copy=False)
+    pad = [(0, (-s) % f) for s, f in zip(a.shape, factors)]
+    if any(p[1] for p in pad):
+        a = np.pad(a, pad, mode="edge")
+    z, y, x = a.shape
+    fz, fy, fx = factors
+    return a.reshape(z // fz, fz, y // fy, fy, x // fx, fx).mean(axis=(1, 3, 5), dtype=np.float32)
+
+
+def _upsample_labels(lab: np.ndarray, factors: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    out = lab
+    for axis, f in enumerate(factors):
+        if f > 1:
+            out = np.repeat(out, f, axis=axis)
+    return np.ascontiguousarray(out[: shape[0], : shape[1], : shape[2]])
+
+
+def _working_factors(spacing_mm: Sequence[float], target_mm: float) -> tuple[int, int, int]:
+    return tuple(max(1, int(np.floor(target_mm / s + 0.5))) for s in spacing_mm)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- pipeline
+_INPLANE = np.zeros((3, 3, 3), dtype=bool)
+_INPLANE[1] = ndi.generate_binary_structure(2, 1)
+
+
+def _inside_air(low: np.ndarray, threshold_hu: float) -> tuple[np.ndarray, np.ndarray]:
+    """Air inside the body (per-slice components not touching the in-plane border) and body."""
+    air = low < threshold_hu
+    lab, n = ndi.label(air, structure=_INPLANE)
+    border = np.zeros(n + 1, dtype=bool)
+    border[np.unique(lab[:, [0, -1], :])] = True
+    border[np.unique(lab[:, :, [0, -1]])] = True
+    border[0] = False
+    outside = border[lab]
+    return air & ~outside, ~outside
+
+
+def _find_trachea(inside: np.ndarray, body: np.ndarray, spacing: Sequence[float]) -> np.ndarray | None:
+    """Seed voxels of the trachea: a small, roundish air component near the body midline
+    on one of the upper slices (searched top-down over the upper 40 % of the air extent)."""
+    zs = np.flatnonzero(inside.any(axis=(1, 2)))
+    if zs.size == 0:
+        return None
+    px_mm2 = spacing[1] * spacing[2]
+    z_top, z_bot = zs[-1], zs[0]
+    z_stop = z_top - int(0.4 * (z_top - z_bot + 1))
+    for z in range(z_top, max(z_stop, z_bot) - 1, -1):
+        lab, n = ndi.label(inside[z])
+        if n == 0:
+            continue
+        bx = np.flatnonzero(body[z].any(axis=0))
+        if bx.size == 0:
+            continue
+        mid_x = 0.5 * (bx[0] + bx[-1])
+        half_w = 0.5 * (bx[-1] - bx[0] + 1)
+        objs = ndi.find_objects(lab)
+        for i, sl in enumerate(objs, start=1):
+            comp = lab[sl] == i
+            area_mm2 = comp.sum() * px_mm2
+            if not 80.0 <= area_mm2 <= 800.0:  # trachea: 10-32 mm diameter
+                continue
+            h = (sl[0].stop - sl[0].start) * spacing[1]
+            w = (sl[1].stop - sl[1].start) * spacing[2]
+            if max(h, w) > 3.0 * min(h, w) or max(h, w) > 40.0:
+                continue
+            cx = 0.5 * (sl[1].start + sl[1].stop - 1)
+            if abs(cx - mid_x) > 0.2 * half_w:
+                continue
+            seed = np.zeros_like(inside)
+            seed[z][lab == i] = True
+            return seed
+    return None
+
+
+def _grow_airway(low: np.ndarray, candidates: np.ndarray, seed: np.ndarray, voxel_ml: float) -> np.ndarray | None:
+    """Airway lumen grown from ``seed`` with explosion control, or None when it always leaks."""
+    t = C.HU_AIRWAY_START
+    while t >= C.HU_AIRWAY_MIN:
+        mask = candidates & (low < t)
+        lab, _ = ndi.label(mask, structure=ndi.generate_binary_structure(3, 1))
+        ids = np.unique(lab[seed & mask])
+        ids = ids[ids > 0]
+        if ids.size == 0:
+            return None
+        airway = np.isin(lab, ids)
+        if airway.sum() * voxel_ml <= C.AIRWAY_MAX_ML:
+            return airway
+        t -= 15.0
+    return None
+
+
+def split_lungs(mask: np.ndarray, *, spacing_mm: Sequence[float]) -> np.ndarray:
+    """Split a (canonical) lung mask into right (1) and left (2) lungs.
+
+    Parameters
+    ----------
+    mask : (Z, Y, X) bool ndarray
+        Both lungs, canonical orientation (column index increases towards the patient's
+        left).
+    spacing_mm : (3,) float
+        Voxel spacing (z, y, x), mm.
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray
+        0 background, 1 right lung, 2 left lung.  Components smaller than
+        ``LUNG_MIN_COMPONENT_ML / 10`` are dropped.
+
+    Notes
+    -----
+    When the two largest components are both substantial they are the lungs.  Otherwise
+    the mask is eroded (up to 8 times) until it falls into two substantial parts, which
+    are then flooded back into the mask in order of distance.  If that fails (a single
+    lung, or lungs fused over a long stretch) the mask is cut at the sagittal plane
+    through its centre of mass.
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 10, 20), bool); m[:, 2:8, 2:9] = True; m[:, 2:8, 11:18] = True
+    >>> lab = split_lungs(m, spacing_mm=(5.0, 10.0, 10.0))
+    >>> int(lab[0, 4, 3]), int(lab[0, 4, 15])
+    (1, 2)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be a 3-D (z, y, x) array, got shape {mask.shape}")
+    voxel_ml = float(np.prod(spacing_mm)) / 1000.0
+    out = np.zeros(mask.shape, dtype=np.uint8)
+    if not mask.any():
+        return out
+    lab, n = ndi.label(mask)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    order = np.argsort(sizes)[::-1]
+    min_vox = max(1, int(C.LUNG_MIN_COMPONENT_ML / 10.0 / voxel_ml))
+    keep = [i for i in order if sizes[i] >= min_vox]
+    if not keep:
+        return out
+    xs = np.arange(mask.shape[2])
+
+    def x_centre(m: np.ndarray) -> float:
+        return float((m.sum(axis=(0, 1)) * xs).sum() / max(m.sum(), 1))
+
+    big = sizes[keep[0]]
+    if len(keep) >= 2 and sizes[keep[1]] >= 0.15 * big:
+        a, b = lab == keep[0], lab == keep[1]
+        xa, xb = x_centre(a), x_centre(b)
+        right, left = (a, b) if xa < xb else (b, a)
+        rest = keep[2:]
+    else:
+        main = lab == keep[0]
+        parts = _erosion_split(main, big)
+        if parts is None:
+            xc = x_centre(main)
+            right = main & (xs[None, None, :] < xc)
+            left = main & ~right
+        else:
+            right, left = parts
+        rest = keep[1:]
+    out[right] = RIGHT
+    out[left] = LEFT
+    if rest:
+        xr, xl = x_centre(out == RIGHT), x_centre(out == LEFT)
+        mid = 0.5 * (xr + xl) if (out == LEFT).any() and (out == RIGHT).any() else mask.shape[2] / 2
+        for i in rest:
+            comp = lab == i
+            out[comp] = RIGHT if x_centre(comp) < mid else LEFT
+    return out
+
+
+def _erosion_split(main: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    st = ndi.generate_binary_structure(3, 1)
+    eroded = main
+    for _ in range(8):
+        eroded = ndi.binary_erosion(eroded, structure=st)
+        lab, n = ndi.label(eroded)
+        if n < 2:
+            if n == 0:
+                return None
+            continue
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        a_id, b_id = np.argsort(sizes)[::-1][:2]
+        if sizes[b_id] < 0.15 * sizes[a_id]:
+            continue
+        markers = np.zeros(main.shape, dtype=np.int32)
+        markers[lab == a_id] = 1
+        markers[lab == b_id] = 2
+        # flood back: each mask voxel takes the label of its nearest marker voxel
+        _, idx = ndi.distance_transform_edt(markers == 0, return_indices=True)
+        nearest = markers[tuple(idx)]
+        a = main & (nearest == 1)
+        b = main & (nearest == 2)
+        xs = np.arange(main.shape[2])
+        xa = (a.sum(axis=(0, 1)) * xs).sum() / max(a.sum(), 1)
+        xb = (b.sum(axis=(0, 1)) * xs).sum() / max(b.sum(), 1)
+        return (a, b) if xa < xb else (b, a)
+    return None
+
+
+def _body_radius(body: np.ndarray) -> np.ndarray:
+    """Per slice, each voxel's distance from the body centre in units of the body's
+    half-width / half-depth (0 at the centre, about 1 at the skin), float32."""
+    out = np.zeros(body.shape, dtype=np.float32)
+    yy, xx = np.mgrid[0 : body.shape[1], 0 : body.shape[2]].astype(np.float32)
+    for z in range(body.shape[0]):
+        rows = np.flatnonzero(body[z].any(axis=1))
+        cols = np.flatnonzero(body[z].any(axis=0))
+        if rows.size == 0:
+            continue
+        cy, cx = 0.5 * (rows[0] + rows[-1]), 0.5 * (cols[0] + cols[-1])
+        hy, hx = max(1.0, 0.5 * (rows[-1] - rows[0])), max(1.0, 0.5 * (cols[-1] - cols[0]))
+        out[z] = np.hypot((yy - cy) / hy, (xx - cx) / hx)
+    return out
+
+
+def _repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Fill holes and lateral/dorsal outline concavities slice by slice (see module notes)."""
+    import cv2
+
+    out = labels.copy()
+    not_bone = (low < C.HU_BONE_MIN) & body
+    min_px = max(4, int(100.0 / (spacing[1] * spacing[2])))  # ignore concavities < 1 cm²
+    radius = _body_radius(body)
+    # sub-diaphragmatic voxels: below the lowest air-filled lung voxel of their (y, x)
+    # column.  An axial slice through the top of the diaphragm dome shows liver/spleen
+    # as a hole or bay inside the lung outline; such a region is filled only when its
+    # median HU is below HU_ABDOMINAL_ORGAN_MIN (consolidation, not organ).
+    any_air = labels > 0
+    first_air = np.where(any_air.any(axis=0), np.argmax(any_air, axis=0), labels.shape[0])
+    rim_kernel = np.ones((3, 3), dtype=np.uint8)
+
+    def organ_like(z: int, comp: np.ndarray) -> bool:
+        below = (z < first_air)[comp]
+        return bool(below.mean() > 0.5 and np.median(low[z][comp]) >= C.HU_ABDOMINAL_ORGAN_MIN)
+
+    for z in np.flatnonzero(labels.any(axis=(1, 2))):
+        for lung in (RIGHT, LEFT):
+            m = (labels[z] == lung).astype(np.uint8)
+            if m.sum() < min_px:
+                continue
+            free = (out[z] == 0) | (out[z] == lung)
+            contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            filled = np.zeros_like(m)
+            cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+            keep = m.astype(bool)
+            # holes: vessels, nodules, central consolidation (not the dome top)
+            holes = (filled.astype(bool) & ~keep & free).astype(np.uint8)
+            n, cl = cv2.connectedComponents(holes, connectivity=4)
+            for i in range(1, n):
+                comp = cl == i
+                if not organ_like(z, comp):
+                    keep |= comp
+            hull_img = np.zeros_like(m)
+            cv2.fillConvexPoly(hull_img, cv2.convexHull(np.vstack(contours)), 1)
+            conc = (hull_img.astype(bool) & ~filled.astype(bool) & not_bone[z] & free).astype(np.uint8)
+            n, cl, stats, cent = cv2.connectedComponentsWithStats(conc, connectivity=4)
+            if n > 1:
+                # Two rules, both required.  (1) Lateral / dorsal: the concavity is
+                # displaced laterally or dorsally from the lung's centre (medial and
+                # ventral bays hold the heart, hilum, spine, mediastinum).  (2) Chord:
+                # disease against the chest wall has lung wrapped round it on the inside,
+                # so the hull chord closing the concavity lies farther from the body
+                # centre than the concavity itself; an organ seen in a crescent of lung
+                # (the diaphragm dome) is closed on its central side.
+                ys, xs = np.nonzero(m)
+                cy, cx = ys.mean(), xs.mean()
+                w = xs.max() - xs.min() + 1
+                h = ys.max() - ys.min() + 1
+                side = -1.0 if lung == RIGHT else 1.0
+                rad = radius[z]
+                rim = hull_img.astype(bool) & ~cv2.erode(hull_img, rim_kernel).astype(bool)
+                for i in range(1, n):
+                    if stats[i, cv2.CC_STAT_AREA] < min_px:
+                        continue
+                    lateral = side * (cent[i][0] - cx)
+                    dorsal = cent[i][1] - cy
+                    if not (lateral > 0.1 * w or (dorsal > 0.1 * h and lateral > -0.15 * w)):
+                        continue
+                    comp = cl == i
+                    chord = comp & rim
+                    if chord.any() and rad[chord].mean() > rad[comp].mean() and not organ_like(z, comp):
+                        keep |= comp
+            out[z][keep & free] = lung
+    return out
+
+
+def _classical_canonical(hu: np.ndarray, spacing: Sequence[float], *, threshold_hu: float,
+                         working_spacing_mm: float) -> np.ndarray:
+    factors = _working_factors(spacing, working_spacing_mm)
+    low = _block_mean(hu, factors)
+    ls = tuple(s * f for s, f in zip(spacing, factors))
+    voxel_ml = float(np.prod(ls)) / 1000.0
+    inside, body = _inside_air(low, threshold_hu)
+    lab, n = ndi.label(inside)
+    if n == 0:
+        return np.zeros(hu.shape, dtype=np.uint8)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    min_vox = C.LUNG_MIN_COMPONENT_ML / voxel_ml
+    ids = np.flatnonzero(sizes >= min_vox)
+    if ids.size == 0:
+        return np.zeros(hu.shape, dtype=np.uint8)
+    # bowel gas: a component lying wholly below the top of the largest component's lower
+    # third and almost pure gas (mean < -950 HU) is not lung
+    largest = int(np.argmax(sizes))
+    objs = ndi.find_objects(lab)
+    zl = objs[largest - 1][0]
+    z_low_third = zl.start + (zl.stop - zl.start) / 3.0
+    means = ndi.mean(low, lab, ids)
+    keep_ids = [int(i) for i, mu in zip(ids, means)
+                if i == largest or not (objs[i - 1][0].stop <= z_low_third and mu < -950.0)]
+    cand = np.isin(lab, keep_ids)
+    seed = _find_trachea(cand, body, ls)
+    if seed is not None:
+        airway = _grow_airway(low, cand, seed, voxel_ml)
+        if airway is not None:
+            cand &= ~ndi.binary_dilation(airway, structure=ndi.generate_binary_structure(3, 1))
+    labels = split_lungs(cand, spacing_mm=ls)
+    labels = _repair(labels, low, body, ls)
+    return _upsample_labels(labels, factors, hu.shape)
+
+
+def _model_canonical(hu: np.ndarray, spacing: Sequence[float], *, working_spacing_mm: float) -> np.ndarray:
+    from models.inference import predict_lungs_and_opacity  # lazy: torch
+
+    mask, _ = predict_lungs_and_opacity(hu, spacing_mm=tuple(spacing))
+    mask = np.asarray(mask, dtype=bool)
+    factors = _working_factors(spacing, working_spacing_mm)
+    low = _block_mean(mask.astype(np.float32), factors) >= 0.5
+    ls = tuple(s * f for s, f in zip(spacing, factors))
+    lab = _upsample_labels(split_lungs(low, spacing_mm=ls), factors, hu.shape)
+    out = np.where(mask, lab, 0).astype(np.uint8)
+    # model voxels whose low-res block fell outside: side of the sagittal midline
+    orphan = mask & (out == 0)
+    if orphan.any():
+        xs = np.arange(hu.shape[2])
+        r, l = out == RIGHT, out == LEFT
+        xr = (r.sum(axis=(0, 1)) * xs).sum() / max(r.sum(), 1)
+        xl = (l.sum(axis=(0, 1)) * xs).sum() / max(l.sum(), 1)
+        mid = 0.5 * (xr + xl) if r.any() and l.any() else hu.shape[2] / 2
+        side = np.where(xs < mid, RIGHT, LEFT).astype(np.uint8)
+        out[orphan] = np.broadcast_to(side, hu.shape)[orphan]
+    return out
+
+
+def model_available() -> bool:
+    """True when the learned lung/opacity model and its weights can be used."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("models.inference") is None:
+        return False
+    weights = Path(__file__).resolve().parents[1] / "models" / "weights" / "opacity_unet.pt"
+    return weights.is_file()
+
+
+def segment_lungs(
+    volume: CTVolume,
+    *,
+    method: str = "auto",
+    threshold_hu: float = C.HU_LUNG_THRESHOLD,
+    working_spacing_mm: float = C.LUNG_WORKING_SPACING_MM,
+) -> np.ndarray:
+    """Right and left lungs of a CT volume, in the volume's own geometry.
+
+    Parameters
+    ----------
+    volume : CTVolume
+        Chest CT in HU, any orientation (handled internally in canonical LPS order).
+    method : {"auto", "classical", "model"}
+        ``"auto"`` is ``"classical"``: it scored better than the learned lung mask on
+        the evaluation data (README section ``scoring``).  ``"model"`` needs the
+        ``models`` weights and torch.
+    threshold_hu : float
+        Air-like threshold for the initial mask, HU (``HU_LUNG_THRESHOLD``).
+    working_spacing_mm : float
+        Approximate spacing at which the classical mask is computed, mm.
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray
+        Same shape as ``volume.hu``: 0 background, 1 right lung, 2 left lung.  All zero
+        when no lung is found (the caller decides whether that is an error; see
+        :func:`imaging.scores.score_scan`).
+
+    Examples
+    --------
+    >>> hu = np.full((12, 40, 60), 40, np.int16)          # soft-tissue body
+    >>> hu[:, :, :2] = hu[:, :, -2:] = -1000               # outside air
+    >>> hu[2:10, 8:32, 8:26] = -850; hu[2:10, 8:32, 34:52] = -850
+    >>> lab = segment_lungs(CTVolume(hu, (5.0, 5.0, 5.0)))
+    >>> int(lab[5, 20, 15]), int(lab[5, 20, 45]), int(lab[0, 0, 0])
+    (1, 2, 0)
+    """
+    if not isinstance(volume, CTVolume):
+        raise TypeError(f"volume must be a CTVolume, got {type(volume).__name__}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if not np.isfinite(threshold_hu):
+        raise ValueError(f"threshold_hu must be finite, got {threshold_hu}")
+    if not working_spacing_mm > 0:
+        raise ValueError(f"working_spacing_mm must be > 0, got {working_spacing_mm}")
+    perm, flips = _canonical_axes(volume.direction)
+    hu = _to_canonical(volume.hu, perm, flips)
+    spacing = tuple(volume.spacing_mm[p] for p in perm)
+    if method == "model":
+        lab = _model_canonical(hu, spacing, working_spacing_mm=working_spacing_mm)
+    else:
+        lab = _classical_canonical(hu, spacing, threshold_hu=threshold_hu,
+                                   working_spacing_mm=working_spacing_mm)
+    return _from_canonical(lab, perm, flips)
+
+
+def lung_zones(labels: np.ndarray, volume: CTVolume) -> np.ndarray:
+    """Zone labels: upper / middle / lower thirds and ventral / dorsal halves of each lung.
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) uint8 ndarray
+        Output of :func:`segment_lungs` (0 / 1 right / 2 left) in ``volume``'s geometry.
+    volume : CTVolume
+        The volume (for its orientation and shape).
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray
+        0 outside the lungs, else a code of :data:`ZONE_NAMES`
+        (``1 + 6*(lung-1) + 2*third + half``; third 0 upper, 1 middle, 2 lower; half 0
+        ventral, 1 dorsal).
+
+    Notes
+    -----
+    Thirds split each lung's cranio-caudal extent (first to last slice containing it, in
+    canonical orientation) into three equal heights; ventral / dorsal split each slice of
+    each lung at the middle of its antero-posterior extent on that slice.  Use
+    ``zones // 2`` style groupings via :data:`ZONE_NAMES` for 6-zone scores.
+
+    Examples
+    --------
+    >>> lab = np.zeros((6, 4, 4), np.uint8); lab[:, :, :2] = 1; lab[:, :, 2:] = 2
+    >>> z = lung_zones(lab, CTVolume(np.zeros((6, 4, 4), np.int16), (1, 1, 1)))
+    >>> ZONE_NAMES[int(z[5, 0, 0])], ZONE_NAMES[int(z[0, 3, 3])]
+    ('right_upper_ventral', 'left_lower_dorsal')
+    """
+    labels = np.asarray(labels)
+    if not isinstance(volume, CTVolume):
+        raise TypeError(f"volume must be a CTVolume, got {type(volume).__name__}")
+    if labels.shape != volume.shape:
+        raise ValueError(f"labels shape {labels.shape} differs from volume shape {volume.shape}")
+    perm, flips = _canonical_axes(volume.direction)
+    lab = _to_canonical(labels, perm, flips)
+    out = np.zeros(lab.shape, dtype=np.uint8)
+    for li, lung in enumerate((RIGHT, LEFT)):
+        m = lab == lung
+        zs = np.flatnonzero(m.any(axis=(1, 2)))
+        if zs.size == 0:
+            continue
+        z0, z1 = zs[0], zs[-1] + 1
+        height = z1 - z0
+        for z in zs:
+            frac = (z - z0 + 0.5) / height  # 0 at the base, 1 at the apex
+            third = 0 if frac >= 2 / 3 else (1 if frac >= 1 / 3 else 2)
+            rows = np.flatnonzero(m[z].any(axis=1))
+            y_mid = 0.5 * (rows[0] + rows[-1] + 1)
+            half = (np.arange(lab.shape[1]) >= y_mid).astype(np.uint8)[:, None]
+            code = (1 + 6 * li + 2 * third + half).astype(np.uint8)
+            out[z][m[z]] = np.broadcast_to(code, m[z].shape)[m[z]]
+    return _from_canonical(out, perm, flips)

@@ -1,0 +1,270 @@
+"""Inference with the shipped opacity U-Net: lungs and opacity labels for HU or display input.
+
+The network (:class:`models.network.UNet2D`) labels each axial slice as background,
+lung without lesion, or lesion. Lungs are the union of the two lung classes. The lesion
+is split into ground-glass and consolidation by density: a lesion voxel whose HU is at
+least :data:`imaging.constants.HU_CONSOLIDATION_MIN` (-300 HU) is consolidation, else
+ground-glass (Chaganti et al., Radiology: AI 2020, PMC7392373: ground-glass -700..-300 HU,
+consolidation above). For 8-bit display input the HU are estimated with the linear
+inverse of the display window (:func:`models.preprocess.display_to_hu_approx`), which
+ignores the per-slice CLAHE equalisation: the split is then approximate.
+
+Masks are returned in the input's own geometry: the logits are resized bilinearly from
+the network's 256 x 256 back to the slice size before the arg-max.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from imaging.constants import HU_CONSOLIDATION_MIN
+from models.preprocess import (
+    NET_SIZE,
+    display_to_hu_approx,
+    display_to_input,
+    hu_to_display,
+    square_geometry,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "load_model",
+    "predict_classes",
+    "segment_opacity",
+    "predict_lungs_and_opacity",
+    "split_lesion_by_density",
+]
+
+#: The shipped weights.
+DEFAULT_WEIGHTS: Path = Path(__file__).resolve().parent / "weights" / "opacity_unet.pt"
+#: Checkpoint format written by :mod:`models.train`.
+CHECKPOINT_FORMAT: str = "chestct-opacity-unet/1"
+
+_CACHE: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def _device(device: str | None) -> "torch.device":
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(path: str | Path | None = None, *, device: str | None = None) -> "torch.nn.Module":
+    """Load the opacity network (cached per path and device), in eval mode.
+
+    Parameters
+    ----------
+    path : path or None
+        Checkpoint written by ``scripts/train_opacity.py``; None: the shipped
+        ``models/weights/opacity_unet.pt``.
+    device : str or None
+        torch device; None: CUDA when available, else CPU.
+
+    Returns
+    -------
+    torch.nn.Module
+        :class:`models.network.UNet2D` with attribute ``checkpoint_info`` (the
+        checkpoint's metadata without the weights).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the checkpoint does not exist.
+    ValueError
+        When the file is not an opacity-network checkpoint.
+    """
+    import torch
+
+    from models.network import UNet2D
+
+    p = Path(DEFAULT_WEIGHTS if path is None else path).resolve()
+    dev = _device(device)
+    key = (str(p), str(dev))
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        if not p.is_file():
+            raise FileNotFoundError(f"opacity weights {str(p)!r} not found: train them with "
+                                    "`python scripts/train_opacity.py`")
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{str(p)!r} is not a {CHECKPOINT_FORMAT} checkpoint")
+        cfg = ckpt["config"]
+        net = UNet2D(base=int(cfg["base"]), levels=int(cfg["levels"]),
+                     in_channels=int(cfg["in_channels"]), n_classes=int(cfg["n_classes"]))
+        net.load_state_dict(ckpt["state_dict"])
+        net.eval().to(dev)
+        net.checkpoint_info = {k: v for k, v in ckpt.items() if k != "state_dict"}
+        _CACHE[key] = net
+        return net
+
+
+def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> tuple[np.ndarray, tuple[float, float] | None]:
+    if kind not in ("hu", "display"):
+        raise ValueError(f"kind must be 'hu' or 'display', got {kind!r}")
+    arr = np.asarray(array)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"array must be a 2D slice (Y, X) or a 3D volume (Z, Y, X), got shape {arr.shape}")
+    if arr.size == 0 or min(arr.shape[-2:]) < 2:
+        raise ValueError(f"array slices must be at least 2 x 2, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"array must be real numeric, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError("array contains NaN or infinite values")
+    spacing_yx = None
+    if spacing_mm is not None:
+        sp = tuple(float(s) for s in spacing_mm)
+        if len(sp) != arr.ndim or min(sp) <= 0:
+            raise ValueError(f"spacing_mm must be {arr.ndim} positive values (mm) for a "
+                             f"{arr.ndim}D array, got {spacing_mm!r}")
+        spacing_yx = (sp[-2], sp[-1])
+    return arr, spacing_yx
+
+
+def predict_classes(
+    array: np.ndarray,
+    *,
+    kind: str = "hu",
+    spacing_mm: Sequence[float] | None = None,
+    model: "torch.nn.Module | None" = None,
+    batch_size: int = 16,
+) -> np.ndarray:
+    """Per-voxel network classes: 0 background, 1 lung without lesion, 2 lesion.
+
+    Parameters
+    ----------
+    array : (Y, X) or (Z, Y, X) ndarray
+        HU (``kind="hu"``) or 8-bit display grey levels (``kind="display"``), axial
+        slices in radiological display orientation (rows anterior to posterior).
+    kind : {"hu", "display"}
+    spacing_mm : (Y, X) or (Z, Y, X) floats, mm, or None
+        Used for the in-plane aspect ratio (non-square pixels); None: square pixels.
+    model : torch.nn.Module or None
+        None: :func:`load_model` ().
+    batch_size : int
+        Slices per forward pass.
+
+    Returns
+    -------
+    uint8 ndarray, same shape as ``array``
+    """
+    import torch
+    from torch.nn import functional as F
+
+    arr, spacing_yx = _check_input(array, kind, spacing_mm)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    net = load_model() if model is None else model
+    dev = next(net.parameters()).device
+    slices = arr[None] if arr.ndim == 2 else arr
+    ny, nx = slices.shape[-2:]
+    (h, w), (top, left) = square_geometry((ny, nx), spacing_yx)
+    out = np.empty(slices.shape, dtype=np.uint8)
+    with torch.inference_mode():
+        for s in range(0, len(slices), batch_size):
+            chunk = slices[s:s + batch_size]
+            if kind == "hu":
+                disp = hu_to_display(chunk, spacing_yx_mm=spacing_yx)
+            else:
+                disp = display_to_input(chunk, spacing_yx_mm=spacing_yx)
+            x = torch.from_numpy(disp.astype(np.float32) / 255.0)[:, None].to(dev)
+            logits = net(x)[:, :, top:top + h, left:left + w]
+            if (h, w) != (ny, nx):
+                logits = F.interpolate(logits, size=(ny, nx), mode="bilinear", align_corners=False)
+            out[s:s + len(chunk)] = logits.argmax(1).to(torch.uint8).cpu().numpy()
+    return out[0] if arr.ndim == 2 else out
+
+
+def split_lesion_by_density(
+    lesion: np.ndarray, hu: np.ndarray, *, consolidation_min_hu: float = HU_CONSOLIDATION_MIN
+) -> np.ndarray:
+    """Opacity labels from a lesion mask and densities: 1 ground-glass, 2 consolidation.
+
+    Parameters
+    ----------
+    lesion : bool ndarray
+    hu : ndarray, HU, same shape
+    consolidation_min_hu : float
+        Lesion voxels at or above this are consolidation (default
+        :data:`imaging.constants.HU_CONSOLIDATION_MIN`).
+
+    Returns
+    -------
+    uint8 ndarray, same shape: 0 none, 1 ground-glass, 2 consolidation
+
+    Examples
+    --------
+    >>> split_lesion_by_density(np.array([0, 1, 1], bool), np.array([0., -600., -100.])).tolist()
+    [0, 1, 2]
+    """
+    lesion = np.asarray(lesion, dtype=bool)
+    hu = np.asarray(hu)
+    if lesion.shape != hu.shape:
+        raise ValueError(f"lesion and hu shapes differ: {lesion.shape} vs {hu.shape}")
+    out = lesion.astype(np.uint8)
+    out[lesion & (hu >= consolidation_min_hu)] = 2
+    return out
+
+
+def segment_opacity(
+    array: np.ndarray, *, kind: str = "hu", spacing_mm: Sequence[float] | None = None
+) -> np.ndarray:
+    """Opacity labels of a CT slice or volume: 0 none, 1 ground-glass, 2 consolidation.
+
+    Parameters
+    ----------
+    array : (Y, X) or (Z, Y, X) ndarray
+        HU (``kind="hu"``) or 8-bit display grey levels as public datasets ship them
+        (``kind="display"``: PNG/JPEG slices, not HU), axial, radiological orientation.
+    kind : {"hu", "display"}
+    spacing_mm : (Y, X) or (Z, Y, X) floats, mm, or None
+
+    Returns
+    -------
+    uint8 ndarray, same shape as ``array``
+
+    Notes
+    -----
+    The network finds the lesion (ground-glass and consolidation together); the split
+    uses the density, in HU for HU input and the approximate linear inverse of the
+    display window for display input (see the module docstring).
+    """
+    _, opacity = _lungs_and_opacity(array, kind=kind, spacing_mm=spacing_mm)
+    return opacity
+
+
+def predict_lungs_and_opacity(
+    hu: np.ndarray, *, spacing_mm: Sequence[float] | None = None, kind: str = "hu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lung mask and opacity labels from one network pass.
+
+    Parameters
+    ----------
+    hu : (Y, X) or (Z, Y, X) ndarray, HU (or display grey levels with ``kind="display"``)
+    spacing_mm : (Y, X) or (Z, Y, X) floats, mm, or None
+    kind : {"hu", "display"}
+
+    Returns
+    -------
+    lungs : bool ndarray, same shape (both lungs, lesions included)
+    opacity : uint8 ndarray, same shape: 0 none, 1 ground-glass, 2 consolidation
+    """
+    return _lungs_and_opacity(hu, kind=kind, spacing_mm=spacing_mm)
+
+
+def _lungs_and_opacity(array, *, kind, spacing_mm):
+    classes = predict_classes(array, kind=kind, spacing_mm=spacing_mm)
+    arr = np.asarray(array)
+    density = arr if kind == "hu" else display_to_hu_approx(arr)
+    return classes > 0, split_lesion_by_density(classes == 2, density)

@@ -1,0 +1,54 @@
+"""Train the opacity U-Net (models/train.py) and write models/weights/opacity_unet.pt.
+
+Usage::
+
+    python scripts/train_opacity.py --minutes 40            # the shipped run (2 CPU cores)
+    python scripts/train_opacity.py --steps 200 --out runs/smoke.pt   # fixed-length run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default="../shared/data/covid19_ct_slices")
+    parser.add_argument("--out", default="models/weights/opacity_unet.pt")
+    parser.add_argument("--log", default="runs/train_opacity.jsonl")
+    parser.add_argument("--minutes", type=float, default=40.0, help="wall-clock budget")
+    parser.add_argument("--steps", type=int, default=None, help="fixed step count instead")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--base", type=int, default=16)
+    parser.add_argument("--levels", type=int, default=4)
+    parser.add_argument("--synthetic-fraction", type=float, default=0.25)
+    parser.add_argument("--synthetic-bank", type=int, default=160)
+    parser.add_argument("--no-phantom", action="store_true", help="built-in synthetic only")
+    parser.add_argument("--eval-every-s", type=float, default=240.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=20260426)
+    parser.add_argument("--limit", type=int, default=None, help="first N covid slices only")
+    args = parser.parse_args(argv)
+
+    from models.train import TrainConfig, train
+
+    config = TrainConfig(
+        data_root=args.data_root, out=args.out, log=args.log, minutes=args.minutes,
+        steps=args.steps, batch=args.batch, lr=args.lr, base=args.base, levels=args.levels,
+        synthetic_fraction=args.synthetic_fraction, synthetic_bank=args.synthetic_bank,
+        use_phantom=not args.no_phantom, eval_every_s=args.eval_every_s,
+        threads=args.threads, seed=args.seed, limit=args.limit,
+    )
+    try:
+        summary = train(config, log=lambda line: print(line, flush=True))
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        print(f"train_opacity: {exc}", file=sys.stderr)
+        return 1
+    print(summary, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

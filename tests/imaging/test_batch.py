@@ -1,0 +1,227 @@
+"""The batch runner: outputs, error rows, resume, kill-and-rerun, Dask, pseudonyms, read-only input.
+
+Scans are tiny synthetic DICOM series written here with pydicom; the scorer is the
+injected threshold scorer of :mod:`tests.imaging.batch_helpers`, so these tests check the
+runner's machinery independently of the real scoring (tested in its own module).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imaging.batch import score_studies
+from imaging.selection import SelectionRules
+from tests.imaging.batch_helpers import BIRTH_DATE, PATIENT_NAME, chest_hu, toy_scorer, write_series
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = SelectionRules(min_slices=4)
+
+
+def _tree(root: Path, n_patients: int = 3, *, problems: bool = False) -> Path:
+    for i in range(n_patients):
+        write_series(root / f"PAT{i}" / "visit0" / "ax", patient_id=f"PID-{i:03d}", study_key="v0", series_key="ax",
+                     study_date="20200301", hu=chest_hu(opacity_fraction=0.15 * i))
+    if problems:
+        (root / "README.txt").write_text("export notes, not DICOM\n")
+        # a non-chest series: soft tissue only (the toy scorer raises NotAChestError)
+        write_series(root / "PATX" / "abdomen", patient_id="PID-X", study_key="abd", series_key="ax",
+                     study_date="20200302", hu=np.full((6, 24, 24), 40, np.int16))
+        # a truncated file in an otherwise good series
+        files = write_series(root / "PATT" / "visit0", patient_id="PID-T", study_key="v0", series_key="ax",
+                             study_date="20200303", hu=chest_hu())
+        data = files[3].read_bytes()
+        files[3].write_bytes(data[: len(data) - 300])
+    return root
+
+
+def _snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _all_bytes(out: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+
+
+def test_tree_with_problems_finishes_with_rows_marked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from imaging.cli import main
+
+    root = _tree(tmp_path / "in", problems=True)
+    before = _snapshot(root)
+    out = tmp_path / "out"
+    code = main(["score", str(root), "-o", str(out), "-j", "1", "--min-slices", "4", "--dicom-seg",
+                 "--scorer", "tests.imaging.batch_helpers:toy_scorer"])
+    captured = capsys.readouterr()
+    assert code == 1  # some studies failed
+    assert "3 of 5 studies scored, 2 failed" in captured.out.splitlines()[-2]
+    assert "scoring" in captured.err  # progress bar on stderr
+
+    table = pd.read_csv(out / "scores.csv")
+    assert len(table) == 5 and list(table.columns[:5]) == ["patient_id", "study_date", "study_uid", "series_uid", "error"]
+    by_patient = table.set_index("patient_id")
+    assert by_patient.loc["PID-X", "error"].startswith("NotAChestError")
+    assert "truncated" in by_patient.loc["PID-T", "error"].lower() or "PixelDecodeError" in by_patient.loc["PID-T", "error"]
+    good = by_patient.loc[["PID-000", "PID-001", "PID-002"]]
+    assert good["error"].isna().all()
+    assert np.all(np.diff(good["percent_opacity"].to_numpy()) > 0)  # more opacity written, more scored
+    pd.testing.assert_frame_equal(table, pd.read_parquet(out / "scores.parquet"), check_dtype=False)
+
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert (manifest["entry"] == "skipped file").sum() == 1
+    assert manifest.loc[manifest["entry"] == "skipped file", "path"].item() == "README.txt"
+    assert manifest.loc[manifest["entry"] == "series", "chosen"].notna().all()
+    assert json.loads((out / "manifest.json").read_text())["studies"][0]["series"][0]["reason"]
+
+    import SimpleITK as sitk
+
+    scored = good.iloc[0]
+    scan_dir = out / "scans" / scored["series_uid"]
+    lungs = sitk.ReadImage(str(scan_dir / "lungs.nii.gz"))
+    assert lungs.GetSize() == (24, 24, 8) and lungs.GetSpacing() == pytest.approx((2.0, 2.0, 3.0))
+    assert set(np.unique(sitk.GetArrayFromImage(lungs))) == {0, 1, 2}
+    assert (scan_dir / "qc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import pydicom
+
+    seg = pydicom.dcmread(scan_dir / "seg.dcm")
+    assert seg.Modality == "SEG" and seg.PatientID == "PID-000"
+    assert "1 failed" not in (out / "chestct.log").read_text() and "NotAChestError" in (out / "chestct.log").read_text()
+
+    blob = _all_bytes(out)
+    assert PATIENT_NAME.encode() not in blob and PATIENT_NAME.split("^")[0].encode() not in blob
+    assert BIRTH_DATE.encode() not in blob and b"Smith^Referrer" not in blob
+    assert not list(out.rglob(".tmp-*")) and not (out / ".lock").exists()
+    assert _snapshot(root) == before  # input byte-for-byte (and mtime) unchanged
+
+
+def test_rerun_is_a_resume_and_new_settings_rescore(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "in", n_patients=2)
+    out = tmp_path / "out"
+    first = score_studies(root, out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False, qc=False)
+    assert first.attrs["summary"]["n_scored"] == 2
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
+    second = score_studies(root, out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False, qc=False)
+    assert second.attrs["summary"]["n_resumed"] == 2 and second.attrs["summary"]["n_scored"] == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()} == mtimes
+    pd.testing.assert_frame_equal(first, second)
+    # asking for QC pictures now: the stored scores lack them, so the scans are redone
+    third = score_studies(root, out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False, qc=True)
+    assert third.attrs["summary"]["n_scored"] == 2 and len(list(out.glob("scans/*/qc.png"))) == 2
+    # other settings: another resume key, rescored
+    fourth = score_studies(root, out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                           score_options={"threshold_hu": -600.0})
+    assert fourth.attrs["summary"]["n_scored"] == 2
+    assert (fourth["settings"] == '{"threshold_hu": -600.0}').all()
+
+
+def test_killed_run_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "in", n_patients=4)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CHESTCT_TEST_DELAY_S": "0.5"}
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "imaging.cli", "score", str(root), "-o", str(out), "-j", "1", "--min-slices", "4",
+           "--no-progress", "--scorer", "tests.imaging.batch_helpers:slow_toy_scorer"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((out / "results").glob("*.json"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_done = len(list((out / "results").glob("*.json")))
+    assert 2 <= n_done < 4 and not (out / "scores.csv").exists()
+    rerun = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"({n_done} resumed" in rerun.stdout
+    os.environ["CHESTCT_TEST_DELAY_S"] = "0"
+    try:
+        from tests.imaging.batch_helpers import slow_toy_scorer
+
+        whole = score_studies(root, out=tmp_path / "whole", workers=1, rules=RULES, scorer=slow_toy_scorer,
+                              progress=False)
+    finally:
+        del os.environ["CHESTCT_TEST_DELAY_S"]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "scores.csv"), pd.read_csv(tmp_path / "whole" / "scores.csv"))
+    assert len(whole) == 4 and not list(out.rglob(".tmp-*"))
+
+
+def test_ctrl_c_keeps_finished_scans_and_rerun_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _tree(tmp_path / "in", n_patients=3)
+    out = tmp_path / "out"
+    marker = tmp_path / "interrupt-at-PID-001"
+    marker.touch()
+    monkeypatch.setenv("CHESTCT_TEST_INTERRUPT", str(marker))
+    from tests.imaging.batch_helpers import interrupting_scorer
+
+    with pytest.raises(KeyboardInterrupt):
+        score_studies(root, out=out, workers=1, rules=RULES, scorer=interrupting_scorer, progress=False)
+    assert len(list((out / "results").glob("*.json"))) == 1 and not (out / "scores.csv").exists()
+    assert "interrupted" in (out / "chestct.log").read_text() and not (out / ".lock").exists()
+    again = score_studies(root, out=out, workers=1, rules=RULES, scorer=interrupting_scorer, progress=False)
+    assert again.attrs["summary"]["n_resumed"] == 1 and again["error"].isna().all()
+
+
+def test_process_pool_and_dask_give_the_same_table_as_in_process(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    root = _tree(tmp_path / "in", n_patients=3, problems=False)
+    local = score_studies(root, out=tmp_path / "serial", workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                          qc=False)
+    pool = score_studies(root, out=tmp_path / "pool", workers=2, rules=RULES, scorer=toy_scorer, progress=False,
+                         qc=False)
+    pd.testing.assert_frame_equal(local, pool)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        dask = score_studies(root, out=tmp_path / "dask", scheduler=cluster.scheduler_address, rules=RULES,
+                             scorer=toy_scorer, progress=False, qc=False)
+    pd.testing.assert_frame_equal(local, dask)
+    assert len(list((tmp_path / "dask" / "results").glob("*.json"))) == 3
+    assert len(list((tmp_path / "dask" / "scans").glob("*/lungs.nii.gz"))) == 3
+
+
+def test_pseudonyms_replace_patient_ids_everywhere(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "in", n_patients=2, problems=True)
+    key_file = tmp_path / "secret.key"
+    key_file.write_text("a" * 64 + "\n")
+    out = tmp_path / "out"
+    table = score_studies(root, out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                          pseudonym_key=key_file, dicom_seg=True)
+    assert table["patient_id"].str.fullmatch(r"anon-[0-9a-f]{16}").all()
+    blob = _all_bytes(out)
+    for secret in (b"PID-000", b"PID-001", b"PID-X", b"PID-T", b"PAT0", PATIENT_NAME.encode(), b"a" * 64):
+        assert secret not in blob, secret
+    again = score_studies(root, out=tmp_path / "out2", workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                          pseudonym_key=key_file)
+    assert list(again["patient_id"]) == list(table["patient_id"])  # stable with the same key
+    with pytest.raises(ValueError, match="inside the output folder"):
+        score_studies(root, out=tmp_path / "out3", rules=RULES, scorer=toy_scorer, progress=False,
+                      pseudonym_key=(tmp_path / "out3" / "k").parent.mkdir() or _write(tmp_path / "out3" / "k"))
+
+
+def _write(path: Path) -> Path:
+    path.write_text("b" * 64)
+    return path
+
+
+def test_arguments_are_checked(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "in", n_patients=1)
+    with pytest.raises(ValueError, match="overlaps root"):
+        score_studies(root, out=root / "out", scorer=toy_scorer)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        score_studies(root, out=tmp_path / "o", workers=0, scorer=toy_scorer)
+    with pytest.raises(TypeError, match="top-level function"):
+        score_studies(root, scorer=lambda v: v)
+    from imaging.errors import NoDicomFoundError
+
+    with pytest.raises(NoDicomFoundError, match="does not exist"):
+        score_studies(tmp_path / "absent", scorer=toy_scorer)
+    table = score_studies(root, rules=RULES, scorer=toy_scorer, progress=False)  # no OUT: nothing written
+    assert len(table) == 1 and table["error"].isna().all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

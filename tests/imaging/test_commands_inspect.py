@@ -1,0 +1,74 @@
+"""``chestct inspect``: table, --json, --csv, overrides and exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+from pydicom.uid import generate_uid
+
+from imaging.cli import main
+from tests.imaging.dicom_synth import write_series
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture
+def study(tmp_path):
+    uid = generate_uid()
+    _, _, _, thin = write_series(tmp_path / "thin", n=20, spacing=1.0, thickness=1.0, study_uid=uid, series_number=2)
+    _, _, _, thick = write_series(tmp_path / "thick", n=20, spacing=5.0, thickness=5.0, study_uid=uid, series_number=3)
+    (tmp_path / "shot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    return tmp_path, uid, thin, thick
+
+
+def test_table_names_chosen_series_and_reasons(study, capsys):
+    root, uid, thin, thick = study
+    assert main(["inspect", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"study {uid}" in out and f"chosen: {thin}" in out
+    assert "passed over: eligible, but thicker (5 mm vs 1 mm)" in out
+    assert "1 not DICOM" in out
+
+
+def test_json_output(study, capsys):
+    root, uid, thin, thick = study
+    assert main(["inspect", str(root), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (st,) = doc["studies"]
+    assert st["study_uid"] == uid and st["chosen_series_uid"] == thin
+    assert {s["series_uid"]: s["chosen"] for s in st["series"]} == {thin: True, thick: False}
+    assert doc["skipped_files"][0]["reason"] == "not DICOM: PNG image"
+
+
+def test_csv_output_and_override(study, capsys):
+    root, uid, thin, thick = study
+    assert main(["inspect", str(root), "--csv", "--choose", f"{uid}={thick}"]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(frame) == 2
+    chosen = frame.loc[frame["chosen"], "series_uid"].tolist()
+    assert chosen == [thick]
+
+
+def test_rules_options(study, capsys):
+    root, uid, thin, thick = study
+    assert main(["inspect", str(root), "--json", "--min-slices", "30"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["studies"][0]["chosen_series_uid"] is None
+
+
+def test_empty_folder_exits_1_and_missing_root_exits_2(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path)]) == 1
+    assert "no DICOM image series found" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_bad_override_is_a_usage_error(study, capsys):
+    root, uid, thin, thick = study
+    assert main(["inspect", str(root), "--choose", "nonsense"]) == 2
+    assert "STUDY_UID=SERIES_UID" in capsys.readouterr().err
+    assert main(["inspect", str(root), "--choose", f"{uid}=1.2.3"]) == 2
+    assert "not in this study" in capsys.readouterr().err

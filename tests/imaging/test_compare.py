@@ -1,0 +1,516 @@
+"""imaging.stats and imaging.compare: every statistic against SciPy / statsmodels computed
+directly, textbook values, a null simulation, and the edge cases of real trial tables."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats as sps
+
+from imaging import stats as S
+from imaging.compare import (
+    MULTIPLICITY_NOTE,
+    RESPONSE_CATEGORIES,
+    ResponseCriteria,
+    assign_visits,
+    compare_arms,
+)
+from imaging.errors import ChestCTError, InvalidTableError
+
+VISITS = {"day 7": (7, 2), "day 21": (21, 3)}
+
+
+def make_trial(rng, *, n_per_arm=6, effect=0.0, arms=("MSC", "placebo"), days=(0, 7, 21), noise=3.0,
+               jitter=True, start="2020-02-01"):
+    """Scores (one row per scan, study_date) and arms tables of a small synthetic trial.
+
+    The first arm's percent opacity falls by an extra ``effect`` percentage points by the
+    last visit (linear in time); everything else is the same in every arm.
+    """
+    rows, arm_rows = [], []
+    k = 0
+    for arm_i, arm in enumerate(arms):
+        for _ in range(n_per_arm):
+            pid = f"P{k:03d}"
+            k += 1
+            arm_rows.append({"patient_id": pid, "arm": arm, "severity": "severe" if k % 2 else "moderate"})
+            base = rng.uniform(10, 40)
+            t0 = pd.Timestamp(start) + pd.Timedelta(days=int(rng.integers(0, 30)))
+            for d in days:
+                dd = d + (int(rng.integers(-1, 2)) if (jitter and d) else 0)
+                extra = effect * d / max(days) if arm_i == 0 else 0.0
+                po = max(0.0, base - 0.3 * d + extra + rng.normal(0, noise))
+                rows.append({
+                    "patient_id": pid, "study_date": (t0 + pd.Timedelta(days=dd)).date().isoformat(),
+                    "series_uid": f"1.2.{k}.{d}", "percent_opacity": po, "percent_high_opacity": 0.4 * po,
+                    "percent_consolidation": 0.2 * po, "severity_score_total": float(min(24, round(po / 4))),
+                    "lung_volume_ml": rng.normal(4000, 300), "error": "",
+                })
+    return pd.DataFrame(rows), pd.DataFrame(arm_rows)
+
+
+def _no_silent_nan(tests: pd.DataFrame) -> None:
+    """Every missing number in the tests table comes with a note."""
+    needs_p = ~tests["test"].isin(["hodges_lehmann", "bootstrap_median_difference"])
+    needs_ci = tests["test"].isin(["hodges_lehmann", "bootstrap_median_difference", "welch_t", "ancova", "mixed_model"])
+    silent = (needs_p & tests["p_unadjusted"].isna()) | (needs_ci & tests["ci_low"].isna())
+    silent &= tests["note"].fillna("") == ""
+    assert not silent.any(), tests[silent].to_string()
+
+
+# ----------------------------------------------------------------- stats vs SciPy/statsmodels
+
+
+@pytest.fixture
+def xy():
+    rng = np.random.default_rng(42)
+    return rng.normal(-5, 3, 7), rng.normal(0, 4, 9)
+
+
+def test_describe_matches_numpy(xy):
+    x, _ = xy
+    d = S.describe(x)
+    assert d["n"] == 7
+    assert d["median"] == pytest.approx(np.median(x))
+    assert d["q1"] == pytest.approx(np.percentile(x, 25)) and d["q3"] == pytest.approx(np.percentile(x, 75))
+    assert d["sd"] == pytest.approx(np.std(x, ddof=1)) and d["mean"] == pytest.approx(np.mean(x))
+    assert math.isnan(S.describe([3.0])["sd"]) and S.describe([])["n"] == 0
+
+
+def test_mann_whitney_matches_scipy(xy):
+    x, y = xy
+    r = S.mann_whitney(x, y)
+    ref = sps.mannwhitneyu(x, y, alternative="two-sided", method="exact")
+    assert r.statistic == pytest.approx(ref.statistic) and r.p_value == pytest.approx(ref.pvalue)
+    assert r.estimate == pytest.approx(ref.statistic / (x.size * y.size))
+    assert r.method.endswith("exact")
+    xt, yt = np.round(x), np.round(y)  # ties: normal approximation with tie correction
+    rt = S.mann_whitney(xt, yt)
+    assert "normal" in rt.method
+    assert rt.p_value == pytest.approx(sps.mannwhitneyu(xt, yt, method="asymptotic").pvalue)
+
+
+def test_welch_matches_scipy(xy):
+    x, y = xy
+    r = S.welch_t(x, y)
+    ref = sps.ttest_ind(x, y, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert (r.statistic, r.p_value) == pytest.approx((ref.statistic, ref.pvalue))
+    assert (r.ci_low, r.ci_high) == pytest.approx((ci.low, ci.high))
+    assert r.estimate == pytest.approx(x.mean() - y.mean())
+
+
+def test_mwu_null_distribution_matches_enumeration():
+    for m, n in [(1, 1), (2, 3), (4, 4), (5, 3), (3, 6)]:
+        counts = np.zeros(m * n + 1)
+        pooled = np.arange(m + n)
+        for comb in itertools.combinations(pooled, m):
+            xs = np.array(comb)
+            ys = np.setdiff1d(pooled, xs)
+            counts[(xs[:, None] > ys[None, :]).sum()] += 1
+        np.testing.assert_allclose(S._mwu_null_cdf(m, n), np.cumsum(counts) / counts.sum(), atol=1e-12)
+
+
+@pytest.mark.parametrize("m,n,seed", [(5, 5, 0), (6, 4, 1), (7, 9, 2), (3, 12, 3)])
+def test_hodges_lehmann_exact_ci_inverts_scipy_exact_test(m, n, seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(2, 2, m), rng.normal(0, 2, n)
+    r = S.hodges_lehmann(x, y, confidence=0.95)
+    diffs = np.sort((x[:, None] - y[None, :]).ravel())
+    assert r.method == "exact"
+    assert r.estimate == pytest.approx(np.median(diffs))
+    assert r.ci_low <= r.estimate <= r.ci_high and r.statistic >= 0.95
+    eps = 1e-7
+
+    def p(d):
+        return sps.mannwhitneyu(x - d, y, alternative="two-sided", method="exact").pvalue
+
+    # shifts just inside the interval are not rejected, just outside are
+    assert p(r.ci_low + eps) > 0.05 and p(r.ci_high - eps) > 0.05
+    assert p(r.ci_low - eps) <= 0.05 and p(r.ci_high + eps) <= 0.05
+
+
+def test_hodges_lehmann_normal_approximation_with_ties():
+    x = np.array([-6, -4, -4, -3, -2, -2, -1, 0], float)
+    y = np.array([-2, -1, 0, 0, 1, 1, 2, 3, 3], float)
+    r = S.hodges_lehmann(x, y)
+    assert r.method == "normal approximation"
+    m, n = x.size, y.size
+    _, t = np.unique(np.r_[x, y], return_counts=True)
+    big = m + n
+    var = m * n / 12 * ((big + 1) - (t**3 - t).sum() / (big * (big - 1)))
+    k = math.floor(m * n / 2 - sps.norm.ppf(0.975) * math.sqrt(var))  # 1-based order statistic
+    d = np.sort((x[:, None] - y[None, :]).ravel())
+    assert (r.ci_low, r.ci_high) == (d[k - 1], d[m * n - k])
+    assert r.estimate == np.median(d)
+
+
+def test_hodges_lehmann_exact_and_normal_agree_for_larger_samples():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(1, 1, 40), rng.normal(0, 1, 45)
+    exact = S.hodges_lehmann(x, y)
+    d = np.sort((x[:, None] - y[None, :]).ravel())
+    approx = S.hodges_lehmann(x, np.r_[y, y[:1]][:45])  # same values, no tie: still exact
+    assert exact.method == approx.method == "exact"
+    big = S.hodges_lehmann(rng.normal(1, 1, 60), rng.normal(0, 1, 60))
+    assert big.method == "normal approximation"
+    # exact bounds are order statistics within one step of the normal-approximation rule
+    k = math.floor(40 * 45 / 2 - 1.959964 * math.sqrt(40 * 45 * 86 / 12))
+    assert abs(np.searchsorted(d, exact.ci_low) + 1 - k) <= 1
+
+
+def test_hodges_lehmann_too_small_says_so():
+    r = S.hodges_lehmann([1.0], [2.0])
+    assert r.estimate == -1.0 and math.isnan(r.ci_low) and "too few" in r.note
+
+
+def test_bootstrap_is_seeded_and_close_to_scipy(xy):
+    x, y = xy
+    a = S.bootstrap_median_difference(x, y, rng=np.random.default_rng(1), n_boot=4000)
+    b = S.bootstrap_median_difference(x, y, rng=np.random.default_rng(1), n_boot=4000)
+    c = S.bootstrap_median_difference(x, y, rng=np.random.default_rng(2), n_boot=4000)
+    assert a == b and (a.ci_low, a.ci_high) != (c.ci_low, c.ci_high)
+    assert a.estimate == pytest.approx(np.median(x) - np.median(y))
+    ref = sps.bootstrap((x, y), lambda u, v, axis=-1: np.median(u, axis=axis) - np.median(v, axis=axis),
+                        method="percentile", n_resamples=4000, rng=np.random.default_rng(3), vectorized=True)
+    spread = y.std()
+    assert a.ci_low == pytest.approx(ref.confidence_interval.low, abs=0.25 * spread)
+    assert a.ci_high == pytest.approx(ref.confidence_interval.high, abs=0.25 * spread)
+    with pytest.raises(TypeError, match="rng"):
+        S.bootstrap_median_difference(x, y, rng=1)  # type: ignore[arg-type]
+
+
+def test_ancova_matches_statsmodels_formula():
+    rng = np.random.default_rng(7)
+    base = rng.uniform(10, 40, 14)
+    treated = np.r_[np.ones(7, bool), np.zeros(7, bool)]
+    follow = 0.8 * base - 4 * treated + rng.normal(0, 2, 14)
+    r = S.ancova(follow, base, treated)
+    df = pd.DataFrame({"f": follow, "b": base, "arm": np.where(treated, "MSC", "placebo")})
+    fit = smf.ols("f ~ C(arm, Treatment('placebo')) + b", df).fit()
+    term = "C(arm, Treatment('placebo'))[T.MSC]"
+    assert r.estimate == pytest.approx(fit.params[term])
+    assert r.p_value == pytest.approx(fit.pvalues[term])
+    assert (r.ci_low, r.ci_high) == pytest.approx(tuple(fit.conf_int().loc[term]))
+
+
+def test_chi2_textbook_and_by_hand():
+    # Agresti, An Introduction to Categorical Data Analysis (2nd ed.), Table 2.5: X^2 = 30.07, df 2
+    r = S.chi2_test([[762, 327, 468], [484, 239, 477]])
+    assert r.statistic == pytest.approx(30.07, abs=0.005)
+    assert "dof=2" in r.method
+    tab = np.array([[10, 20, 30], [20, 20, 10]], float)
+    expected = tab.sum(1, keepdims=True) * tab.sum(0, keepdims=True) / tab.sum()
+    x2 = ((tab - expected) ** 2 / expected).sum()
+    r = S.chi2_test(tab)
+    assert r.statistic == pytest.approx(x2) and r.p_value == pytest.approx(sps.chi2.sf(x2, 2))
+    assert r.estimate == pytest.approx(math.sqrt(x2 / tab.sum()))  # Cramér's V, min dim 2
+
+
+def test_fisher_matches_scipy():
+    tab = [[3, 2, 1], [0, 2, 5]]
+    assert S.fisher_test(tab).p_value == pytest.approx(sps.fisher_exact(tab).pvalue)
+    r = S.fisher_test([[6, 2], [1, 4]])
+    assert r.p_value == pytest.approx(0.10256410256) and r.estimate == pytest.approx(12.0)
+    # empty category columns are dropped: same as the 2x2
+    assert S.fisher_test([[6, 0, 2], [1, 0, 4]]).p_value == pytest.approx(r.p_value)
+
+
+def test_tables_with_one_category_or_arm_give_notes():
+    r = S.chi2_test([[5, 0, 0], [3, 0, 0]])
+    assert math.isnan(r.p_value) and "one category" in r.note
+    assert "one category" in S.fisher_test([[0, 4, 0], [0, 3, 0]]).note
+    assert "two arms" in S.chi2_test([[2, 3, 1], [0, 0, 0]]).note
+    with pytest.raises(ValueError, match="non-negative integer"):
+        S.chi2_test([[1.5, 2], [3, 4]])
+
+
+def test_mixed_model_matches_statsmodels():
+    rng = np.random.default_rng(11)
+    rows = []
+    for i in range(16):
+        treated = int(i < 8)
+        u = rng.normal(0, 3)
+        for day in (0, 7, 21):
+            rows.append({"patient_id": f"p{i}", "day": day, "treated": treated,
+                         "value": 30 + u - 0.2 * day - 0.3 * day * treated + rng.normal(0, 1.5)})
+    df = pd.DataFrame(rows)
+    r, n_pat, n_obs = S.mixed_model(df)
+    fit = smf.mixedlm("value ~ treated * day", df.astype({"treated": float, "day": float}),
+                      groups=df["patient_id"]).fit(reml=True)
+    assert (n_pat, n_obs) == (16, 48)
+    assert r.estimate == pytest.approx(fit.params["treated:day"])
+    assert r.p_value == pytest.approx(fit.pvalues["treated:day"])
+    assert r.ci_low < -0.3 < r.ci_high or r.ci_high < 0
+    tiny, _, _ = S.mixed_model(df[df["patient_id"].isin(["p0", "p9"])])
+    assert math.isnan(tiny.estimate) and "too little data" in tiny.note
+
+
+def test_stats_reject_bad_input():
+    with pytest.raises(ValueError, match="finite"):
+        S.mann_whitney([1.0, np.nan], [2.0])
+    with pytest.raises(ValueError, match="1-D"):
+        S.welch_t([[1.0, 2.0]], [2.0, 3.0])
+    with pytest.raises(ValueError, match="confidence"):
+        S.hodges_lehmann([1.0], [2.0], confidence=95)
+
+
+# ----------------------------------------------------------------- simulation
+
+
+def test_null_simulation_rejects_at_nominal_rate():
+    """No effect: Mann-Whitney rejects ~5 % of 400 trials; HL intervals cover 0 ~95 %."""
+    rejections, covered, trials = 0, 0, 400
+    for seed in range(trials):
+        rng = np.random.default_rng(seed)
+        x, y = rng.normal(0, 1, 8), rng.normal(0, 1, 8)
+        rejections += S.mann_whitney(x, y).p_value < 0.05
+        hl = S.hodges_lehmann(x, y)
+        covered += hl.ci_low <= 0 <= hl.ci_high
+    # Binomial(400, 0.05): mean 20, sd 4.4; exact MW at 8+8 is slightly conservative (size 0.050)
+    assert 6 <= rejections <= 34, rejections
+    assert covered / trials >= 0.92, covered
+
+
+def test_pipeline_null_and_large_effect():
+    null_p = []
+    for seed in range(20):
+        scores, arms = make_trial(np.random.default_rng(seed), n_per_arm=6, effect=0.0)
+        res = compare_arms(scores, arms, metrics=["percent_opacity"], visits=VISITS, strata=[], n_boot=200,
+                           mixed=False, rng=seed)
+        t = res.tests
+        null_p.append(t.query("test == 'mann_whitney' and visit == 'day 21'")["p_unadjusted"].iloc[0])
+    assert sum(p < 0.05 for p in null_p) <= 4  # Binomial(20, 0.05): P(X >= 5) < 0.003
+    scores, arms = make_trial(np.random.default_rng(99), n_per_arm=8, effect=-15.0)
+    res = compare_arms(scores, arms, visits=VISITS, rng=0)
+    row = res.tests.query("stratum == 'all' and visit == 'day 21' and metric == 'percent_opacity'").set_index("test")
+    assert row.loc["mann_whitney", "p_unadjusted"] < 0.01
+    assert row.loc["hodges_lehmann", "ci_high"] < 0 and row.loc["hodges_lehmann", "estimate"] < -8
+    assert row.loc["bootstrap_median_difference", "ci_high"] < 0
+    assert row.loc["ancova", "p_unadjusted"] < 0.01
+    mixed = res.tests.query("stratum == 'all' and test == 'mixed_model' and metric == 'percent_opacity'")
+    assert mixed["ci_high"].iloc[0] < 0 and mixed["p_unadjusted"].iloc[0] < 0.01
+    _no_silent_nan(res.tests)
+
+
+# ----------------------------------------------------------------- pipeline
+
+
+def test_changes_and_tests_match_direct_computation():
+    scores, arms = make_trial(np.random.default_rng(3), n_per_arm=7, effect=-6)
+    res = compare_arms(scores, arms, visits=VISITS, rng=np.random.default_rng(0))
+    ch = res.changes.query("metric == 'percent_opacity'")
+    # change by hand: follow-up minus the patient's first scan
+    s = scores.assign(date=pd.to_datetime(scores["study_date"])).sort_values(["patient_id", "date"])
+    first = s.groupby("patient_id")["percent_opacity"].transform("first")
+    s = s.assign(change=s["percent_opacity"] - first, day=(s["date"] - s.groupby("patient_id")["date"].transform("min")).dt.days)
+    merged = ch.merge(s[["patient_id", "day", "change"]], on=["patient_id", "day"], suffixes=("", "_hand"))
+    assert len(merged) == len(ch) == 42
+    np.testing.assert_allclose(merged["change"], merged["change_hand"])
+    d21 = ch[ch["visit"] == "day 21"]
+    x = d21.loc[d21["arm"] == "MSC", "change"].to_numpy()
+    y = d21.loc[d21["arm"] == "placebo", "change"].to_numpy()
+    t = res.tests.query("stratum == 'all' and visit == 'day 21' and metric == 'percent_opacity'").set_index("test")
+    assert t.loc["mann_whitney", "p_unadjusted"] == pytest.approx(sps.mannwhitneyu(x, y).pvalue)
+    assert t.loc["welch_t", "p_unadjusted"] == pytest.approx(sps.ttest_ind(x, y, equal_var=False).pvalue)
+    assert t.loc["hodges_lehmann", "estimate"] == pytest.approx(np.median(np.subtract.outer(x, y)))
+    summ = res.summary.query("stratum == 'all' and visit == 'day 21' and metric == 'percent_opacity' "
+                             "and outcome == 'change' and arm == 'MSC'")
+    assert summ["median"].iloc[0] == pytest.approx(np.median(x)) and summ["n"].iloc[0] == 7
+    # response table equals the criteria applied by hand, and the categories table counts it
+    r = res.responses[res.responses["visit"] == "day 21"]
+    hand = ResponseCriteria().classify(r["baseline"].to_numpy(), r["change"].to_numpy())
+    assert (r["category"].to_numpy() == hand).all()
+    cats = res.categories.query("stratum == 'all' and visit == 'day 21'")
+    assert cats["count"].sum() == 14
+    chi = t.loc["chi2"]
+    table = pd.crosstab(r["arm"], r["category"]).reindex(index=["MSC", "placebo"], columns=list(RESPONSE_CATEGORIES), fill_value=0)
+    assert chi["statistic"] == pytest.approx(S.chi2_test(table.to_numpy()).statistic) if not np.isnan(chi["statistic"]) else True
+    assert {"all", "severity=moderate", "severity=severe"} <= set(res.tests["stratum"])
+    _no_silent_nan(res.tests)
+
+
+def test_response_thresholds_at_boundaries():
+    crit = ResponseCriteria(absolute=5, improved_relative_pct=30, progressed_relative_pct=20, min_absolute=1)
+    base = np.array([20.3, 20.0, 10.0, 2.0, 0.0, 0.0, 10.0, 3.0])
+    change = np.array([-5.0, -4.9, -3.0, -0.9, 4.0, 5.0, 2.0, 0.8])
+    assert crit.classify(base, change).tolist() == [
+        "improved",  # exactly 5 points (float noise tolerated)
+        "stable",  # 4.9 points, 24.5 %
+        "improved",  # 30 % relative, 3 points
+        "stable",  # 45 % relative but below the 1-point floor
+        "stable",  # baseline 0: relative undefined, absolute 4 < 5
+        "progressed",  # baseline 0, +5 points
+        "progressed",  # +20 % and 2 points
+        "stable",  # +27 % but 0.8 points
+    ]
+    with pytest.raises(ValueError, match="absolute"):
+        ResponseCriteria(absolute=0)
+    with pytest.raises(ValueError, match="min_absolute"):
+        ResponseCriteria(min_absolute=10)
+
+
+def test_assign_visits_windows_and_nearest():
+    labels, targets = assign_visits([0, 5, 9, 10, 14, 18], {"baseline": (0, 0), "a": (7, 3), "b": (12, 2)})
+    assert labels.tolist() == ["baseline", "a", "a", "b", "b", None]
+    assert np.isnan(targets[-1]) and targets[2] == 7
+    with pytest.raises(ValueError, match="visits"):
+        compare_arms(*make_trial(np.random.default_rng(0)), visits={"x": (7,)})
+
+
+def _tiny(rows, arms):
+    return (pd.DataFrame(rows, columns=["patient_id", "day", "percent_opacity"]),
+            pd.DataFrame(arms, columns=["patient_id", "arm"]))
+
+
+def test_join_problems_are_reported():
+    scores, arms = make_trial(np.random.default_rng(1), n_per_arm=5)
+    scores.loc[3, "error"] = "NotAChestError: abdomen"  # one failed scan
+    extra = scores.iloc[[4]].assign(series_uid="dup", study_date=scores.iloc[4]["study_date"])
+    scores = pd.concat([scores, extra], ignore_index=True)  # a duplicate in a window
+    late = scores.iloc[[2]].assign(study_date=(pd.Timestamp(scores.iloc[0]["study_date"]) + pd.Timedelta(days=60)).date().isoformat(),
+                                   patient_id=scores.iloc[0]["patient_id"], series_uid="late")
+    scores = pd.concat([scores, late], ignore_index=True)  # outside every window
+    orphan = scores[scores["patient_id"] == "P000"].assign(patient_id="X999")
+    scores = pd.concat([scores, orphan], ignore_index=True)  # no arm
+    arms = pd.concat([arms, pd.DataFrame([{"patient_id": "P777", "arm": "MSC", "severity": "severe"},
+                                          {"patient_id": "P778", "arm": "other", "severity": "severe"}])])
+    res = compare_arms(scores, arms, visits=VISITS, rng=0, mixed=False)
+    kinds = res.warnings["kind"].value_counts().to_dict()
+    assert kinds["failed_scan"] == 1
+    assert kinds["duplicate_in_window"] == 1 and "dropped series_uid=" in res.warnings.query("kind == 'duplicate_in_window'")["detail"].iloc[0]
+    assert kinds["outside_window"] == 1
+    assert res.warnings.query("kind == 'no_arm'")["patient_id"].tolist() == ["X999"]
+    assert set(res.warnings.query("kind == 'no_scans'")["patient_id"]) == {"P777", "P778"}
+    assert "'other'" in res.warnings.query("kind == 'arm_without_scans'")["detail"].iloc[0]
+    assert kinds["missing_visit"] == 1  # the failed scan was a follow-up
+    status = res.scans["status"].value_counts()
+    assert status["used"] == 30 - 1 and status["failed_scan"] == 1 and status["no_arm"] == 3
+    assert any("failed_scan x1" in n for n in res.notes)
+
+
+def test_missing_baseline_with_visit_labels():
+    scores = pd.DataFrame({
+        "patient_id": ["a", "a", "b", "b", "c", "d", "d", "e", "e"],
+        "visit": ["V0", "V1", "V0", "V1", "V1", "V0", "V1", "V0", "V1"],
+        "day": [0, 7, 0, 8, 7, 0, 7, 0, 6],
+        "percent_opacity": [20, 15, 25, 14, 30, 22, 23, 18, 19],
+    })
+    arms = pd.DataFrame({"patient_id": list("abcde"), "arm": ["T", "T", "T", "placebo", "placebo"]})
+    res = compare_arms(scores, arms, rng=0, mixed=False)
+    assert res.settings["baseline_visit"] == "V0" and res.settings["reference_arm"] == "placebo"
+    assert res.warnings.query("kind == 'missing_baseline'")["patient_id"].tolist() == ["c"]
+    assert set(res.changes["patient_id"]) == {"a", "b", "d", "e"}
+    with pytest.raises(ValueError, match="baseline_visit"):
+        compare_arms(scores, arms, baseline_visit="V9")
+
+
+def test_arm_with_one_patient_gives_notes_not_crashes():
+    scores, arms = _tiny(
+        [("a", 0, 20), ("a", 7, 10), ("b", 0, 30), ("b", 7, 25), ("c", 0, 25), ("c", 7, 26)],
+        [("a", "MSC"), ("b", "placebo"), ("c", "placebo")],
+    )
+    res = compare_arms(scores, arms, rng=0)
+    t = res.tests.set_index("test")
+    assert t.loc["mann_whitney", "n_treatment"] == 1 and np.isfinite(t.loc["mann_whitney", "p_unadjusted"])
+    assert "at least 2" in t.loc["welch_t", "note"] and "at least 2" in t.loc["bootstrap_median_difference", "note"]
+    assert "too few" in t.loc["hodges_lehmann", "note"]
+    assert t.loc["hodges_lehmann", "estimate"] == pytest.approx(-10 - np.median([-5, 1]))
+    assert "at least 4" in t.loc["ancova", "note"]
+    assert t.loc["mixed_model", "note"] != ""
+    _no_silent_nan(res.tests)
+
+
+def test_all_responses_in_one_category():
+    scores, arms = _tiny(
+        [(p, d, v) for p, base in zip("abcd", (20, 25, 30, 22)) for d, v in ((0, base), (7, base + 0.1))],
+        [("a", "MSC"), ("b", "MSC"), ("c", "placebo"), ("d", "placebo")],
+    )
+    res = compare_arms(scores, arms, rng=0, mixed=False)
+    assert set(res.responses["category"]) == {"stable"}
+    chi = res.tests.query("test in ['chi2', 'fisher_exact']")
+    assert chi["p_unadjusted"].isna().all() and chi["note"].str.contains("one category").all()
+    _no_silent_nan(res.tests)
+
+
+def test_missing_metric_value_and_zero_baseline():
+    scores, arms = _tiny(
+        [("a", 0, 0.0), ("a", 7, 3.0), ("b", 0, 10), ("b", 7, None), ("c", 0, 12), ("c", 7, 8), ("d", 0, 9), ("d", 7, 9)],
+        [("a", "MSC"), ("b", "MSC"), ("c", "placebo"), ("d", "placebo")],
+    )
+    res = compare_arms(scores, arms, rng=0, mixed=False)
+    kinds = set(res.warnings["kind"])
+    assert {"missing_value", "zero_baseline", "missing_visit"} <= kinds
+    a7 = res.changes.query("patient_id == 'a' and visit == 'day 7'").iloc[0]
+    assert a7["change"] == 3.0 and np.isnan(a7["relative_change_pct"])
+
+
+def test_ids_are_joined_as_text_and_three_arms():
+    scores, arms = make_trial(np.random.default_rng(2), n_per_arm=4, arms=("low", "high", "control"))
+    scores["patient_id"] = scores["patient_id"].str[1:].astype(int)  # 0, 1, ... as integers
+    arms["patient_id"] = arms["patient_id"].str[1:].astype(int).astype(str)
+    res = compare_arms(scores, arms, visits=VISITS, strata=[], rng=0, mixed=False)
+    assert res.settings["reference_arm"] == "control"
+    assert set(res.tests["comparison"]) == {"high vs control", "low vs control"}
+    assert res.warnings.query("kind == 'no_arm'").empty
+
+
+def test_days_from_study_dates_and_default_visits():
+    scores, arms = make_trial(np.random.default_rng(4), n_per_arm=3, jitter=False)
+    res = compare_arms(scores, arms, rng=0, mixed=False, strata=[])
+    assert res.settings["visit_order"] == ["day 0", "day 7", "day 21"]
+    assert sorted(res.changes["day"].unique()) == [0, 7, 21]
+
+
+def test_bad_tables_raise_typed_errors():
+    scores, arms = make_trial(np.random.default_rng(0), n_per_arm=3)
+    with pytest.raises(InvalidTableError, match="arm"):
+        compare_arms(scores, arms.drop(columns="arm"))
+    with pytest.raises(InvalidTableError, match="study_date"):
+        compare_arms(scores.drop(columns="study_date"), arms)
+    with pytest.raises(InvalidTableError, match="two arms"):
+        compare_arms(scores, pd.concat([arms, arms.iloc[[0]].assign(arm="placebo" if arms.iloc[0]["arm"] != "placebo" else "MSC")]))
+    with pytest.raises(InvalidTableError, match="two arms with patients"):
+        compare_arms(scores, arms.assign(arm="MSC"))
+    with pytest.raises(InvalidTableError, match="not numeric"):
+        compare_arms(scores.assign(percent_opacity="high"), arms)
+    with pytest.raises(InvalidTableError, match="default metrics"):
+        compare_arms(scores[["patient_id", "study_date"]], arms)
+    with pytest.raises(ChestCTError):
+        compare_arms(scores, arms, metrics=["nope"])
+    with pytest.raises(ValueError, match="outcome"):
+        compare_arms(scores, arms, outcome="delta")
+    with pytest.raises(ValueError, match="reference_arm"):
+        compare_arms(scores, arms, reference_arm="nobody")
+    with pytest.raises(ValueError, match="response_metric"):
+        compare_arms(scores, arms, metrics=["percent_opacity"], response_metric="percent_ggo")
+    with pytest.raises(TypeError, match="scores"):
+        compare_arms(scores.to_dict(), arms)
+
+
+def test_json_export_is_strict_and_states_multiplicity(tmp_path):
+    scores, arms = _tiny(
+        [("a", 0, 20), ("a", 7, 10), ("b", 0, 30), ("b", 7, 25), ("c", 0, 25), ("c", 7, 26)],
+        [("a", "MSC"), ("b", "placebo"), ("c", "placebo")],
+    )
+    res = compare_arms(scores, arms, rng=0, outcome="relative_change_pct")
+    text = res.to_json(tmp_path / "c.json")
+    doc = json.loads(text)
+    assert "NaN" not in text and doc["notes"][0] == MULTIPLICITY_NOTE
+    assert doc["settings"]["p_values_adjusted_for_multiplicity"] is False
+    assert {"tests", "changes", "warnings", "summary", "categories", "responses", "scans"} <= set(doc)
+    assert json.loads((tmp_path / "c.json").read_text()) == doc
+    assert list(tmp_path.iterdir()) == [tmp_path / "c.json"]  # no temporary file left
+
+
+def test_bootstrap_reproducible_through_rng_argument():
+    scores, arms = make_trial(np.random.default_rng(8), n_per_arm=5, effect=-5)
+    a = compare_arms(scores, arms, visits=VISITS, rng=5, mixed=False, strata=[])
+    b = compare_arms(scores, arms, visits=VISITS, rng=np.random.default_rng(5), mixed=False, strata=[])
+    pd.testing.assert_frame_equal(a.tests, b.tests)

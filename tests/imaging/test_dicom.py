@@ -1,0 +1,206 @@
+"""find_series: header scan, grouping, description and the selection rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydicom.uid import generate_uid
+
+from imaging.dicom import SeriesCatalog, SeriesInfo, StudySelection, find_series
+from imaging.errors import NoDicomFoundError
+from imaging.selection import SelectionRules, parse_overrides
+from imaging.slices import orientation_label, stack_geometry
+from tests.conftest import shared_path
+from tests.imaging.dicom_synth import CORONAL, SAGITTAL, write_series
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _study(tmp_path, specs):
+    """Write several series of one study, each in its own sub-folder; returns study uid, {name: uid}."""
+    study = generate_uid()
+    uids = {}
+    for number, (name, kwargs) in enumerate(specs.items(), start=1):
+        _, _, _, uid = write_series(tmp_path / "study" / name, study_uid=study, series_number=number, **kwargs)
+        uids[name] = uid
+    return study, uids
+
+
+def test_catalog_describes_each_series(tmp_path):
+    study, uids = _study(tmp_path, {"ax": dict(n=22, spacing=1.25, thickness=1.25, kernel="B30f")})
+    cat = find_series(tmp_path)
+    assert isinstance(cat, SeriesCatalog) and len(cat.studies) == 1
+    st = cat.studies[0]
+    assert isinstance(st, StudySelection)
+    assert (st.patient_id, st.study_uid, st.study_date) == ("P1", study, "2020-01-01")
+    s = st.series[0]
+    assert isinstance(s, SeriesInfo)
+    assert (s.series_uid, s.study_uid, s.modality, s.orientation) == (uids["ax"], study, "CT", "axial")
+    assert (s.n_slices, s.rows, s.columns, s.kernel) == (22, 16, 16, "B30f")
+    assert s.slice_thickness_mm == pytest.approx(1.25) and s.slice_spacing_mm == pytest.approx(1.25)
+    assert s.image_type == ("ORIGINAL", "PRIMARY", "AXIAL")
+    assert s.transfer_syntax == "1.2.840.10008.1.2.1"
+    assert len(s.files) == 22 and s.problems == ()
+    assert st.chosen is s and st.reasons[s.series_uid].startswith("chosen")
+
+
+def test_rules_choose_thin_axial_original_and_say_why_others_were_passed_over(tmp_path):
+    study, uids = _study(
+        tmp_path,
+        {
+            "scout": dict(n=1, image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), iop=CORONAL),
+            "thick": dict(n=21, spacing=5.0, thickness=5.0),
+            "thin_lung": dict(n=30, spacing=1.0, thickness=1.0, kernel="LUNG"),
+            "thin_std": dict(n=30, spacing=1.0, thickness=1.0, kernel="STANDARD"),
+            "coronal": dict(n=25, iop=CORONAL, image_type=("DERIVED", "SECONDARY", "MPR")),
+            "sagittal": dict(n=25, iop=SAGITTAL),
+            "short": dict(n=5, spacing=0.6, thickness=0.6),
+            "too_thin": dict(n=40, spacing=0.3, thickness=0.3),
+            "mr": dict(n=30, modality="MR"),
+        },
+    )
+    st = find_series(tmp_path).studies[0]
+    assert st.chosen.series_uid == uids["thin_std"]
+    r = st.reasons
+    assert "localizer/scout" in r[uids["scout"]]
+    assert "thicker (5 mm vs 1 mm)" in r[uids["thick"]]
+    assert "kernel LUNG ranks below STANDARD" in r[uids["thin_lung"]]
+    assert "derived/reformatted" in r[uids["coronal"]]
+    assert "orientation sagittal, not axial" in r[uids["sagittal"]]
+    assert "5 slices, fewer than min_slices=20" in r[uids["short"]]
+    assert "thickness 0.3 mm outside 0.5-5 mm" in r[uids["too_thin"]]
+    assert "modality MR, not CT" in r[uids["mr"]]
+    assert len(r) == 9
+    frame = find_series(tmp_path).to_frame()
+    assert len(frame) == 9 and frame["chosen"].sum() == 1
+    assert {"series_uid", "chosen", "reason", "orientation", "n_slices", "kernel"} <= set(frame.columns)
+
+
+def test_kernel_preference_and_override_change_the_choice(tmp_path):
+    study, uids = _study(
+        tmp_path,
+        {"lung": dict(n=20, kernel="LUNG"), "soft": dict(n=20, kernel="SOFT")},
+    )
+    assert find_series(tmp_path).studies[0].chosen.series_uid == uids["soft"]
+    rules = SelectionRules(kernel_preference=("LUNG",))
+    assert find_series(tmp_path, rules=rules).studies[0].chosen.series_uid == uids["lung"]
+    st = find_series(tmp_path, overrides={study: uids["lung"]}).studies[0]
+    assert st.chosen.series_uid == uids["lung"]
+    assert st.reasons[uids["lung"]].startswith("chosen by user override")
+    assert st.reasons[uids["soft"]] == f"passed over: user chose {uids['lung']}"
+    with pytest.raises(ValueError, match="override series_uid '1.2.3' is not in this study"):
+        find_series(tmp_path, overrides={study: "1.2.3"})
+
+
+def test_no_series_in_range_takes_thinnest_and_says_so(tmp_path):
+    _, uids = _study(tmp_path, {"a": dict(n=20, thickness=8.0, spacing=8.0), "b": dict(n=20, thickness=10.0, spacing=10.0)})
+    st = find_series(tmp_path).studies[0]
+    assert st.chosen.series_uid == uids["a"]
+    assert "no series within 0.5-5 mm, thinnest available taken" in st.reasons[uids["a"]]
+
+
+def test_nothing_eligible_leaves_no_choice_with_every_reason(tmp_path):
+    _, uids = _study(tmp_path, {"a": dict(n=4), "b": dict(n=20, modality="PT")})
+    st = find_series(tmp_path).studies[0]
+    assert st.chosen is None and set(st.reasons) == set(uids.values())
+
+
+def test_studies_and_patients_are_grouped_by_uid_at_any_depth(tmp_path):
+    for p, depth in (("A", "x/y/z"), ("B", "q")):
+        for date in ("20200101", "20200115"):
+            write_series(tmp_path / depth / date, n=20, patient_id=p, study_date=date)
+    cat = find_series(tmp_path)
+    assert [(s.patient_id, s.study_date) for s in cat.studies] == [
+        ("A", "2020-01-01"), ("A", "2020-01-15"), ("B", "2020-01-01"), ("B", "2020-01-15")
+    ]
+    assert all(s.chosen is not None for s in cat.studies)
+
+
+def test_non_dicom_files_are_skipped_and_counted(tmp_path):
+    write_series(tmp_path / "s", n=20)
+    (tmp_path / "s" / "capture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 200)
+    (tmp_path / "s" / "readme.txt").write_text("not an image" * 20)
+    (tmp_path / "s" / ".DS_Store").write_bytes(b"\0" * 300)
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "DICOMDIR").write_bytes(b"\0" * 200)
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    cat = find_series(tmp_path)
+    reasons = {f.path.name: f.reason for f in cat.skipped_files}
+    assert reasons["capture.png"] == "not DICOM: PNG image"
+    assert reasons["readme.txt"].startswith("not DICOM")
+    assert reasons[".DS_Store"] == "hidden file" and reasons[".hidden"] == "hidden folder"
+    assert reasons["DICOMDIR"].startswith("DICOMDIR")
+    assert "empty.dcm" in reasons
+    assert cat.series[0].n_slices == 20 and cat.studies[0].chosen is not None
+    assert cat.skipped_counts()["not DICOM"] == 3
+
+
+def test_blank_uids_are_grouped_by_folder_with_a_problem(tmp_path):
+    def blank(ds, k):
+        ds.SeriesInstanceUID = ""
+        ds.StudyInstanceUID = ""
+
+    write_series(tmp_path / "a", n=20, edit=blank)
+    write_series(tmp_path / "b", n=20, edit=blank)
+    cat = find_series(tmp_path)
+    assert len(cat.series) == 2
+    assert all(s.series_uid.startswith("missing-uid:series:") for s in cat.series)
+    assert all(any("SeriesInstanceUID missing" in p for p in s.problems) for s in cat.series)
+
+
+def test_broken_series_is_listed_beside_good_ones(tmp_path):
+    study, uids = _study(tmp_path, {"good": dict(n=20), "gappy": dict(n=20, z0=0.0)})
+    sorted(
+        (tmp_path / "study" / "gappy").glob("*.dcm"))[10].unlink()
+    st = find_series(tmp_path).studies[0]
+    gappy = st.get(uids["gappy"])
+    assert any(b.startswith("gap of 5.00 mm") for b in gappy.blocking)
+    assert st.chosen.series_uid == uids["good"]
+    assert "cannot be read as a volume: gap of 5.00 mm" in st.reasons[uids["gappy"]]
+
+
+def test_find_series_argument_checks(tmp_path):
+    with pytest.raises(NoDicomFoundError, match="does not exist"):
+        find_series(tmp_path / "missing")
+    with pytest.raises(TypeError, match="rules must be a SelectionRules"):
+        find_series(tmp_path, rules={"min_slices": 3})
+    with pytest.raises(ValueError, match="orientation must be"):
+        SelectionRules(orientation="diagonal")
+    with pytest.raises(ValueError, match="thickness_range_mm"):
+        SelectionRules(thickness_range_mm=(5, 1))
+    assert parse_overrides(["1.2=3.4"]) == {"1.2": "3.4"}
+    with pytest.raises(ValueError, match="STUDY_UID=SERIES_UID"):
+        parse_overrides(["1.2"])
+    assert find_series(tmp_path).to_frame().empty
+
+
+@pytest.mark.parametrize(
+    "iop, label",
+    [((1, 0, 0, 0, 1, 0), "axial"), (CORONAL, "coronal"), (SAGITTAL, "sagittal"),
+     ((1, 0, 0, 0, np.cos(0.8), np.sin(0.8)), "oblique"), ((1, 0, 0, 0, np.cos(0.2), np.sin(0.2)), "axial")],
+)
+def test_orientation_labels(iop, label):
+    assert orientation_label(iop) == label
+
+
+def test_stack_geometry_reports_duplicates_and_tilt():
+    g = stack_geometry([[0, 0, 0], [0, 0, 2], [0, 0, 2], [0, 0, 4]], [1, 0, 0, 0, 1, 0])
+    assert g.duplicates == ((1, 2),) and g.spacing_mm == pytest.approx(2.0) and not g.regular
+    t = np.deg2rad(10)
+    tilted = stack_geometry([[0, 0, 0], [0, 0, 2], [0, 0, 4]], [1, 0, 0, 0, np.cos(t), np.sin(t)])
+    assert tilted.tilt_deg == pytest.approx(10.0)
+
+
+def test_real_data_catalog():
+    cat = find_series(shared_path("dicom_variants"))
+    by_name = {s.folder.name: (st, s) for st in cat.studies for s in st.series}
+    st, s = by_name["jpeg2000_abdomen"]
+    assert st.chosen is s and s.n_slices == 20 and s.transfer_syntax == "1.2.840.10008.1.2.4.90"
+    st, s = by_name["minimal_headers"]
+    assert st.chosen is None and {"Modality missing", "PatientID missing", "StudyDate missing"} <= set(s.problems)
+    st, s = by_name["two_slices_512"]
+    assert st.chosen is None and "2 slices, fewer than min_slices=20" in st.reasons[s.series_uid]
+    lidc = find_series(shared_path("lidc_idri_0001"))
+    (series,) = lidc.series
+    assert series.n_slices == 133 and series.slice_spacing_mm == pytest.approx(2.5)
+    assert [f.path.name for f in lidc.skipped_files] == ["069.xml"]

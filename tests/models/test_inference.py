@@ -1,0 +1,128 @@
+"""The shipped opacity weights: API shapes and dtypes, a synthetic chest, real held-out slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from models import load_model, predict_lungs_and_opacity, segment_opacity  # noqa: E402
+from models.inference import DEFAULT_WEIGHTS, predict_classes, split_lesion_by_density  # noqa: E402
+from tests.conftest import shared_path  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.set_num_threads(2)
+    return load_model()
+
+
+def _phantom(percent: float, seed: int, shape=(6, 128, 128), spacing=(10.0, 2.8, 2.8)):
+    phantom = pytest.importorskip("imaging.phantom")
+    return phantom.make_phantom(shape=shape, spacing_mm=spacing, percent_opacity=percent,
+                                rng=np.random.default_rng(seed))
+
+
+def test_weights_small_and_cached(net):
+    assert DEFAULT_WEIGHTS.stat().st_size < 20 * 2**20
+    assert load_model() is net
+    assert not net.training
+    info = net.checkpoint_info["training"]
+    assert set(info["train_blocks"]).isdisjoint(info["validation_blocks"])
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train them"):
+        load_model(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "something-else"}, bad)
+    with pytest.raises(ValueError, match="not a chestct-opacity-unet"):
+        load_model(bad)
+
+
+@pytest.mark.parametrize("kind", ["hu", "display"])
+@pytest.mark.parametrize("shape", [(48, 80), (2, 64, 64)])
+def test_segment_opacity_shapes(net, kind, shape):
+    rng = np.random.default_rng(0)
+    if kind == "hu":
+        arr = rng.normal(-600, 300, size=shape).astype(np.int16)
+    else:
+        arr = rng.integers(0, 256, size=shape).astype(np.uint8)
+    spacing = (0.8,) * len(shape)
+    labels = segment_opacity(arr, kind=kind, spacing_mm=spacing)
+    assert labels.shape == shape and labels.dtype == np.uint8
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    lungs, opacity = predict_lungs_and_opacity(arr, spacing_mm=spacing, kind=kind)
+    assert lungs.shape == opacity.shape == shape
+    assert lungs.dtype == bool and opacity.dtype == np.uint8
+    assert not (opacity.astype(bool) & ~lungs).any()  # lesions are a lung class
+
+
+def test_segment_opacity_argument_errors(net):
+    with pytest.raises(ValueError, match="kind must be"):
+        segment_opacity(np.zeros((8, 8)), kind="jpeg")
+    with pytest.raises(ValueError, match="2D slice"):
+        segment_opacity(np.zeros(8))
+    with pytest.raises(ValueError, match="spacing_mm"):
+        segment_opacity(np.zeros((2, 8, 8)), spacing_mm=(1.0, 1.0))
+    with pytest.raises(ValueError, match="NaN"):
+        segment_opacity(np.full((8, 8), np.nan))
+
+
+def test_split_lesion_by_density():
+    lesion = np.array([[0, 1, 1, 1]], bool)
+    hu = np.array([[-900.0, -650.0, -300.0, 20.0]])
+    assert split_lesion_by_density(lesion, hu).tolist() == [[0, 1, 2, 2]]
+    with pytest.raises(ValueError, match="shapes differ"):
+        split_lesion_by_density(lesion, hu[:, :2])
+
+
+def test_healthy_phantom_lungs_found_no_opacity(net):
+    ph = _phantom(0.0, seed=11)
+    hu = np.asarray(ph.volume.hu)
+    lungs, opacity = predict_lungs_and_opacity(hu, spacing_mm=ph.volume.spacing_mm)
+    truth = ph.lungs > 0
+    dice = 2 * (lungs & truth).sum() / (lungs.sum() + truth.sum())
+    assert dice > 0.85
+    assert (opacity > 0).sum() / lungs.sum() < 0.03
+
+
+def test_diseased_phantom_lesions_found(net):
+    ph = _phantom(25.0, seed=12)
+    opacity = segment_opacity(np.asarray(ph.volume.hu), spacing_mm=ph.volume.spacing_mm)
+    truth = ph.lesions > 0
+    dice = 2 * ((opacity > 0) & truth).sum() / ((opacity > 0).sum() + truth.sum())
+    assert dice > 0.5
+    # consolidation (about -30 HU) is labelled 2 where found
+    found = (opacity > 0) & (ph.lesions == 2)
+    if found.any():
+        assert (opacity[found] == 2).mean() > 0.8
+
+
+@pytest.fixture(scope="module")
+def heldout_slices():
+    """A few slices from each held-out scan of covid19_ct_slices (as recorded in the weights)."""
+    import cv2
+
+    root = shared_path("covid19_ct_slices")
+    info = load_model().checkpoint_info["training"]
+    idx = []
+    for b in info["validation_blocks"]:
+        start, stop = info["blocks"][b]
+        idx += np.linspace(start, stop - 1, 6).round().astype(int).tolist()
+    read = lambda sub, i: cv2.imread(str(root / sub / f"{i:04d}.png"), cv2.IMREAD_GRAYSCALE)  # noqa: E731
+    images = np.stack([read("ct", i) for i in idx])
+    lungs = np.stack([read("lungs", i) > 127 for i in idx])
+    infection = np.stack([read("covid", i) > 127 for i in idx])
+    return images, lungs, infection
+
+
+def test_real_heldout_dice(net, heldout_slices):
+    images, lungs, infection = heldout_slices
+    classes = predict_classes(images, kind="display")
+    pl, pi = classes > 0, classes == 2
+    lung_dice = 2 * (pl & lungs).sum() / (pl.sum() + lungs.sum())
+    inf_dice = 2 * (pi & infection).sum() / (pi.sum() + infection.sum())
+    assert lung_dice > 0.93, lung_dice
+    assert inf_dice > 0.6, inf_dice

@@ -1,0 +1,138 @@
+"""hu_to_display, geometry helpers, the block split and the network shapes (no weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.data import (
+    block_indices,
+    find_scan_blocks,
+    make_labels,
+    split_blocks,
+    synthetic_chest_slice,
+)
+from models.preprocess import (
+    NET_SIZE,
+    display_to_hu_approx,
+    display_to_input,
+    hu_to_display,
+    square_geometry,
+)
+
+
+def _ramp(ny: int = 64, nx: int = 64) -> np.ndarray:
+    return np.tile(np.linspace(-1400.0, 800.0, nx), (ny, 1))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (3, 64, 64), (2, 100, 60)])
+def test_hu_to_display_shape_dtype(shape):
+    hu = np.random.default_rng(0).normal(-500, 300, size=shape)
+    out = hu_to_display(hu)
+    assert out.dtype == np.uint8
+    assert out.shape == shape[:-2] + (NET_SIZE, NET_SIZE)
+
+
+def test_hu_to_display_monotone_and_windowed():
+    img = hu_to_display(_ramp()).astype(float)
+    cols = img.mean(axis=0)
+    # brighter to the right (higher HU), on average across the resized ramp
+    assert cols[-20:].mean() > cols[128] > cols[:20].mean()
+    # HU outside the display window are clipped: -1400 and -1250 look the same
+    a = _ramp(); b = np.clip(a, -1250.0, 250.0)
+    assert np.array_equal(hu_to_display(a), hu_to_display(b))
+
+
+def test_hu_to_display_per_slice_minmax():
+    # a shifted copy of a slice inside the window maps to the same image (min-max per slice)
+    hu = np.random.default_rng(1).uniform(-1000, -200, size=(40, 40))
+    assert np.array_equal(hu_to_display(hu), hu_to_display(hu + 300.0))
+
+
+def test_hu_to_display_errors():
+    with pytest.raises(ValueError, match="hu must be 2D"):
+        hu_to_display(np.zeros(10))
+    with pytest.raises(ValueError, match="window_hu"):
+        hu_to_display(np.zeros((8, 8)), window_hu=(100.0, -100.0))
+
+
+def test_square_geometry_keeps_aspect():
+    (h, w), (top, left) = square_geometry((200, 100), (1.0, 1.0))
+    assert (h, w, top, left) == (256, 128, 0, 64)
+    (h, w), _ = square_geometry((100, 100), (2.0, 1.0))  # rows twice as far apart
+    assert (h, w) == (256, 128)
+    with pytest.raises(ValueError, match="spacing_yx_mm"):
+        square_geometry((10, 10), (0.0, 1.0))
+
+
+def test_display_helpers():
+    img = np.arange(256, dtype=np.uint8)[None].repeat(64, 0)
+    assert display_to_input(img).shape == (NET_SIZE, NET_SIZE)
+    full = np.zeros((2, NET_SIZE, NET_SIZE), np.uint8)
+    assert display_to_input(full) is not full and np.array_equal(display_to_input(full), full)
+    hu = display_to_hu_approx(np.array([0, 255]))
+    assert hu.tolist() == [-1250.0, 250.0]
+
+
+def _fake_series(lengths, rng):
+    """Blocks of slices whose lung masks move between blocks (as scans differ)."""
+    images, lungs = [], []
+    for k, n in enumerate(lengths):
+        y0 = 4 + 10 * (k % 3)
+        x0 = 4 + 12 * (k % 2)
+        for i in range(n):
+            m = np.zeros((48, 48), bool)
+            m[y0:y0 + 14, x0 + i % 2: x0 + 20] = True
+            lungs.append(m)
+            images.append((m * 100 + rng.integers(0, 5, (48, 48))).astype(np.uint8))
+    return np.stack(images), np.stack(lungs)
+
+
+def test_find_scan_blocks_and_split_never_mix():
+    rng = np.random.default_rng(0)
+    lengths = [12, 8, 3, 10, 9, 15, 7, 11]
+    images, lungs = _fake_series(lengths, rng)
+    blocks = find_scan_blocks(images, lungs)
+    # the 3-slice block (slices 20-22) is merged into the next one, which then starts
+    # at 20; the other boundaries are found exactly
+    starts = np.cumsum([0] + lengths)[:-1].tolist()
+    expected_starts = [s for s in starts if s != starts[3]]
+    assert [b[0] for b in blocks] == expected_starts
+    assert blocks[-1][1] == len(images)
+    train, val = split_blocks(blocks, n_validation=2)
+    assert set(train).isdisjoint(val) and sorted(train + val) == list(range(len(blocks)))
+    tr, va = block_indices(blocks, train), block_indices(blocks, val)
+    assert set(tr.tolist()).isdisjoint(va.tolist())
+    assert len(tr) + len(va) == len(images)
+    # every validation block is whole: all its slices are validation slices
+    for b in val:
+        assert set(range(*blocks[b])) <= set(va.tolist())
+
+
+def test_split_blocks_errors():
+    with pytest.raises(ValueError, match="n_validation"):
+        split_blocks([(0, 5), (5, 9)], n_validation=2)
+
+
+def test_make_labels_and_synthetic_slice():
+    hu, lungs, les = synthetic_chest_slice(np.random.default_rng(3), size=96, lesion="mixed")
+    assert hu.shape == lungs.shape == les.shape == (96, 96)
+    assert set(np.unique(les)) <= {0, 1, 2} and les.any()
+    assert not (les.astype(bool) & ~lungs).any()
+    assert hu[lungs & (les == 0)].mean() < -500
+    lab = make_labels(lungs, les > 0)
+    assert lab.dtype == np.uint8 and set(np.unique(lab)) <= {0, 1, 2}
+    with pytest.raises(ValueError, match="lesion must be"):
+        synthetic_chest_slice(np.random.default_rng(0), lesion="tumour")
+
+
+def test_network_shapes():
+    torch = pytest.importorskip("torch")
+    from models.network import UNet2D
+
+    net = UNet2D(base=4, levels=3).eval()
+    with torch.inference_mode():
+        out = net(torch.zeros(2, 1, 32, 48))
+    assert out.shape == (2, 3, 32, 48)
+    with pytest.raises(ValueError, match="levels"):
+        UNet2D(levels=1)
