@@ -35,6 +35,7 @@ _API: dict[str, str] = {
     "Phantom": "imaging.phantom",
     "write_dicom_series": "imaging.writers",
     "write_nifti": "imaging.writers",
+    "write_localizer": "imaging.writers",
     # lungs, opacity and scores
     "segment_lungs": "imaging.lungs",
     "lung_zones": "imaging.lungs",
@@ -44,6 +45,7 @@ _API: dict[str, str] = {
     # comparison and report
     "compare_arms": "imaging.compare",
     "Comparison": "imaging.compare",
+    "ResponseCriteria": "imaging.compare",
     "write_report": "imaging.report",
     # batch
     "score_studies": "imaging.batch",

@@ -160,21 +160,28 @@ class _Task:
 
 
 def _flat(value: Any) -> Any:
-    """A JSON- and Parquet-friendly scalar for one table cell."""
+    """A JSON- and Parquet-friendly scalar for one table cell.
+
+    Numbers, text, booleans and None stay; mappings become sorted JSON; sequences are
+    joined with ``;``; anything else becomes its text.
+
+    >>> _flat(np.float32(0.5)), _flat(("thick_slices", "contrast")), _flat({"b": 1, "a": (1, 2)})
+    (0.5, 'thick_slices;contrast', '{"a": [1, 2], "b": 1}')
+    """
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
+    if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, Mapping):
         return json.dumps({str(k): _jsonable(v) for k, v in value.items()}, sort_keys=True)
-    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
-        items = sorted(value) if isinstance(value, (set, frozenset)) else list(np.asarray(value).tolist()
-                                                                               if isinstance(value, np.ndarray) else value)
-        return ";".join(str(_flat(v)) for v in items)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value, key=str)
+    if isinstance(value, (list, tuple)):
+        return ";".join(str(_flat(v)) for v in value)
     return str(value)
 
 
@@ -235,7 +242,11 @@ def _safe_name(name: str) -> str:
 
 
 def _write_artifacts(task: _Task, volume: Any, result: Any, row: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Write masks / QC / SEG of one scan atomically; returns (artefacts, problems)."""
+    """Write masks / QC / SEG of one scan atomically; returns (artefacts, problems).
+
+    Every mask the scorer exposes becomes ``<name>.nii.gz``; the QC picture and the SEG
+    use ``lungs`` (1 right, 2 left) and ``opacity`` (1 ground-glass, 2 consolidation).
+    """
     import SimpleITK as sitk
 
     scan_dir = Path(task.scan_dir)  # type: ignore[arg-type]
@@ -270,6 +281,10 @@ def _write_artifacts(task: _Task, volume: Any, result: Any, row: Mapping[str, An
     return artifacts, problems
 
 
+#: Names of the opacity labels (imaging.scores / models.inference: 1 ground-glass, 2 consolidation).
+_OPACITY_SEGMENT_LABELS = {1: "Ground-glass opacity", 2: "Consolidation"}
+
+
 def _write_seg(task: _Task, volume: Any, masks: Mapping[str, np.ndarray]) -> str:
     from imaging.dicomseg import SegSegment, write_dicom_seg
 
@@ -280,11 +295,11 @@ def _write_seg(task: _Task, volume: Any, masks: Mapping[str, np.ndarray]) -> str
         for value in sorted(int(v) for v in np.unique(lungs) if v):
             label, kind = names.get(value, (f"Lung label {value}", "lung"))
             segments.append(SegSegment(label, lungs == value, kind))
-    for name, mask in masks.items():
-        if name == "lungs":
-            continue
-        for value in sorted(int(v) for v in np.unique(mask) if v):
-            segments.append(SegSegment(f"{name} {value}", mask == value, "lesion"))
+    opacity = masks.get("opacity")
+    if opacity is not None:
+        for value in sorted(int(v) for v in np.unique(opacity) if v):
+            segments.append(SegSegment(_OPACITY_SEGMENT_LABELS.get(value, f"Opacity {value}"), opacity == value,
+                                       "lesion"))
     if not segments:
         raise ChestCTError("no non-empty mask to put in a DICOM SEG")
     files = list(task.series.files)

@@ -17,8 +17,8 @@ median difference, Welch's t, ANCOVA on baseline), the response categories (Pear
 χ² and Fisher's exact test), and all visits together (linear mixed model).  The same
 is repeated within each stratum.  **P-values are not adjusted for multiplicity.**
 
-The statistics themselves live in :mod:`imaging.stats`; plots and the HTML report
-in :mod:`imaging.report`.  The approach follows the published MSC trials: change in
+Table checks, visit assignment and the join live in :mod:`imaging.trial_tables`, the
+statistics in :mod:`imaging.stats`, plots and the HTML report in :mod:`imaging.report`.  The approach follows the published MSC trials: change in
 lesion percentage as a median difference with 95 % CI (Shi et al., Signal Transduct
 Target Ther 2021), CT scores by Mann-Whitney (Shu et al., Stem Cell Res Ther 2020),
 categorical response per visit by χ² (Zhu et al., Cell Research 2021).
@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +40,20 @@ import pandas as pd
 from imaging import constants as C
 from imaging import stats as S
 from imaging.errors import InvalidTableError
+from imaging.trial_tables import (
+    WARNING_KINDS,
+    assign_visits,
+    change_table,
+    check_scores,
+    check_visits,
+    choose_reference,
+    join_arms,
+    prepare_arms,
+    prepare_scans,
+    report_missing_visits,
+)
+
+_EPS = 1e-9  # tolerance on thresholds, in metric units (float noise in differences)
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -72,24 +85,6 @@ MULTIPLICITY_NOTE: str = (
     "are compared, so some small p-values are expected by chance; read them as descriptive."
 )
 
-#: Kinds of rows in :attr:`Comparison.warnings` and what they mean.
-WARNING_KINDS: dict[str, str] = {
-    "failed_scan": "the scan has a non-empty 'error' in the scores table; excluded",
-    "missing_patient_id": "a scan without patient_id; excluded",
-    "bad_date": "study_date could not be read as a date; scan excluded",
-    "missing_value": "a metric is missing for this scan; that metric is missing at that visit",
-    "outside_window": "the scan falls in no nominal visit window; excluded",
-    "duplicate_in_window": "two or more scans in one visit; the one nearest the nominal day is kept",
-    "no_arm": "the patient has scans but no arm; excluded",
-    "no_scans": "the patient has an arm but no usable scan",
-    "arm_without_scans": "an arm in the arms table has no patient with scans",
-    "missing_baseline": "the patient has no baseline scan; excluded from change and tests",
-    "missing_visit": "the patient has a baseline but no scan at this visit",
-    "zero_baseline": "baseline value is 0; relative change is undefined (NaN) for this patient and metric",
-}
-
-_REFERENCE_PATTERN = re.compile(r"placebo|control|standard|usual|soc\b", re.IGNORECASE)
-_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -232,7 +227,8 @@ class Comparison:
         """Settings, notes and every table as lists of records (NaN as None)."""
         out: dict[str, Any] = {"notes": list(self.notes), "settings": self.settings}
         for name, table in self.tables.items():
-            out[name] = json.loads(table.to_json(orient="records", double_precision=15))
+            clean = table.replace([np.inf, -np.inf], np.nan)
+            out[name] = json.loads(clean.to_json(orient="records", double_precision=15))
         return out
 
     def to_json(self, path: str | Path | None = None, *, indent: int | None = 2) -> str:
@@ -255,227 +251,6 @@ class Comparison:
 
             write_text_atomic(Path(path), text)
         return text
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _require_columns(table: pd.DataFrame, columns: Sequence[str], name: str, hint: str = "") -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise InvalidTableError(
-            f"{name} table lacks column(s) {missing}; it has {list(table.columns)}. {hint}".strip()
-        )
-
-
-def _warn(rows: list[dict[str, Any]], kind: str, patient_id: Any, visit: Any, detail: str) -> None:
-    rows.append({"kind": kind, "patient_id": None if patient_id is None else str(patient_id),
-                 "visit": None if visit is None else str(visit), "detail": detail})
-
-
-def _ids(series: pd.Series) -> pd.Series:
-    """Patient IDs as stripped strings (NaN stays missing)."""
-    out = series.astype("object").where(series.notna(), None)
-    return out.map(lambda v: None if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()))
-
-
-def _scan_label(row: pd.Series) -> str:
-    for key in ("series_uid", "study_date"):
-        value = row.get(key)
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
-            return f"{key}={value}"
-    return f"row {row.name}"
-
-
-def assign_visits(
-    days: Any,
-    visits: Mapping[str, tuple[float, float]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Snap days since baseline to nominal visits with windows.
-
-    Parameters
-    ----------
-    days : (n,) array_like of float
-        Days since each patient's baseline scan.
-    visits : mapping of str to (target_day, half_width_days)
-        E.g. ``{"baseline": (0, 0), "day 7": (7, 2)}``: a day within ``target ± width``
-        (inclusive) belongs to that visit; where windows overlap the nearest target wins.
-
-    Returns
-    -------
-    labels : (n,) ndarray of object
-        Visit label, or None outside every window.
-    targets : (n,) ndarray of float
-        The nominal day of the visit (NaN outside every window).
-
-    Examples
-    --------
-    >>> labels, _ = assign_visits([0, 6, 9, 20, 30], {"baseline": (0, 0), "day 7": (7, 2), "day 21": (21, 3)})
-    >>> labels.tolist()
-    ['baseline', 'day 7', 'day 7', 'day 21', None]
-    """
-    d = np.asarray(days, dtype=float)
-    if d.ndim != 1:
-        raise ValueError(f"days must be 1-D, got shape {d.shape}")
-    names = list(visits)
-    targets = np.array([float(visits[k][0]) for k in names])
-    widths = np.array([float(visits[k][1]) for k in names])
-    labels = np.full(d.shape, None, dtype=object)
-    out_targets = np.full(d.shape, np.nan)
-    if not names:
-        return labels, out_targets
-    dist = np.abs(d[:, None] - targets[None, :])
-    inside = dist <= widths[None, :] + _EPS
-    dist = np.where(inside, dist, np.inf)
-    best = np.argmin(dist, axis=1)
-    ok = np.isfinite(dist[np.arange(d.size), best])
-    labels[ok] = np.array(names, dtype=object)[best[ok]]
-    out_targets[ok] = targets[best[ok]]
-    return labels, out_targets
-
-
-def _check_visits(visits: Any) -> dict[str, tuple[float, float]]:
-    if not isinstance(visits, Mapping) or not visits:
-        raise ValueError(f"visits must be a non-empty mapping label -> (target_day, window_days), got {visits!r}")
-    out: dict[str, tuple[float, float]] = {}
-    for label, spec in visits.items():
-        try:
-            target, width = (float(v) for v in spec)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"visits[{label!r}] must be (target_day, window_days), got {spec!r}") from exc
-        if not (math.isfinite(target) and math.isfinite(width) and width >= 0):
-            raise ValueError(f"visits[{label!r}] needs a finite target and a window >= 0, got {spec!r}")
-        out[str(label)] = (target, width)
-    return out
-
-
-def _day_label(day: float) -> str:
-    return f"day {day:g}"
-
-
-def _prepare_scans(
-    scores: pd.DataFrame,
-    visits: dict[str, tuple[float, float]] | None,
-    baseline_visit: str | None,
-    warn: list[dict[str, Any]],
-) -> tuple[pd.DataFrame, str, list[str]]:
-    """Scan table with patient_id, day, visit, target_day, status; returns baseline label and visit order."""
-    scans = scores.copy()
-    scans["patient_id"] = _ids(scans["patient_id"])
-    scans["status"] = "used"
-
-    def drop(mask: pd.Series, kind: str, detail_fn) -> None:
-        for idx in scans.index[mask & (scans["status"] == "used")]:
-            row = scans.loc[idx]
-            _warn(warn, kind, row["patient_id"], row.get("visit"), detail_fn(row))
-            scans.loc[idx, "status"] = kind
-
-    drop(scans["patient_id"].isna(), "missing_patient_id", lambda r: f"{_scan_label(r)} has no patient_id")
-    if "error" in scans.columns:
-        err = scans["error"].astype("object").where(scans["error"].notna(), "").map(str).str.strip()
-        drop(err != "", "failed_scan", lambda r: f"{_scan_label(r)} failed: {str(r['error'])[:200]}")
-
-    if "day" in scans.columns:
-        day = pd.to_numeric(scans["day"], errors="coerce")
-        drop(day.isna(), "bad_date", lambda r: f"{_scan_label(r)}: day {r['day']!r} is not a number")
-        scans["day"] = day
-    else:
-        dates = pd.to_datetime(scans["study_date"].astype("object"), errors="coerce", format="mixed")
-        drop(dates.isna(), "bad_date", lambda r: f"{_scan_label(r)}: study_date {r['study_date']!r} is not a date")
-        used = scans["status"] == "used"
-        first = dates[used].groupby(scans.loc[used, "patient_id"]).transform("min")
-        scans["day"] = np.nan
-        scans.loc[used, "day"] = (dates[used] - first).dt.total_seconds() / 86400.0
-
-    used = scans["status"] == "used"
-    if visits is not None:
-        full = dict(visits)
-        if not any(abs(t) < _EPS for t, _ in full.values()):
-            full = {"baseline": (0.0, 0.0), **full}
-        baseline = next(k for k, (t, _) in full.items() if abs(t) < _EPS)
-        labels, targets = assign_visits(scans["day"].to_numpy(dtype=float), full)
-        scans["visit"] = labels
-        scans["target_day"] = targets
-        drop(used & scans["visit"].isna(), "outside_window",
-             lambda r: f"{_scan_label(r)} at day {r['day']:g} is in no visit window {full}")
-        order = sorted(full, key=lambda k: full[k][0])
-    elif "visit" in scans.columns:
-        scans["visit"] = scans["visit"].astype("object").where(scans["visit"].notna(), None).map(
-            lambda v: None if v is None else str(v))
-        drop(used & scans["visit"].isna(), "outside_window", lambda r: f"{_scan_label(r)} has no visit label")
-        used = scans["status"] == "used"
-        median_day = scans[used].groupby("visit")["day"].median()
-        scans["target_day"] = scans["visit"].map(median_day)
-        order = list(median_day.sort_values(kind="stable").index)
-        if baseline_visit is None:
-            first_visits = scans[used].sort_values("day", kind="stable").groupby("patient_id")["visit"].first()
-            if first_visits.empty:
-                raise InvalidTableError("scores table has no usable scan (see the warnings)")
-            baseline = str(first_visits.mode().iloc[0])
-        else:
-            baseline = str(baseline_visit)
-            if baseline not in order:
-                raise ValueError(f"baseline_visit {baseline_visit!r} is not a visit label in scores; labels: {order}")
-    else:
-        scans["visit"] = scans["day"].map(lambda d: None if pd.isna(d) else _day_label(float(d)))
-        scans["target_day"] = scans["day"]
-        baseline = _day_label(0.0)
-        order = [_day_label(d) for d in sorted(scans.loc[scans["status"] == "used", "day"].unique())]
-        if baseline not in order:
-            order.insert(0, baseline)
-    if baseline in order:
-        order.remove(baseline)
-    order.insert(0, baseline)
-
-    # duplicates: keep the scan nearest the nominal day, then the earliest row
-    used = scans["status"] == "used"
-    key = scans.loc[used].assign(
-        _dist=(scans.loc[used, "day"] - scans.loc[used, "target_day"]).abs(),
-        _row=np.arange(int(used.sum())),
-    ).sort_values(["patient_id", "visit", "_dist", "_row"], kind="stable")
-    dup = key.duplicated(["patient_id", "visit"], keep="first")
-    for (pid, visit), group in key.groupby(["patient_id", "visit"], sort=False):
-        if len(group) > 1:
-            kept = scans.loc[group.index[0]]
-            others = ", ".join(f"{_scan_label(scans.loc[i])} (day {scans.loc[i, 'day']:g})" for i in group.index[1:])
-            _warn(warn, "duplicate_in_window", pid, visit,
-                  f"{len(group)} scans in visit {visit!r}: kept {_scan_label(kept)} (day {kept['day']:g}), dropped {others}")
-    scans.loc[dup[dup].index, "status"] = "duplicate_in_window"
-    return scans, baseline, order
-
-
-def _prepare_arms(
-    arms: pd.DataFrame, strata: Sequence[str] | None
-) -> tuple[pd.DataFrame, list[str]]:
-    _require_columns(arms, ["patient_id", "arm"], "arms", "It needs one row per patient: patient_id, arm.")
-    table = arms.copy()
-    table["patient_id"] = _ids(table["patient_id"])
-    table = table[table["patient_id"].notna()]
-    table["arm"] = table["arm"].astype("object").where(table["arm"].notna(), None).map(
-        lambda v: None if v is None or str(v).strip() == "" else str(v).strip())
-    if strata is None:
-        strata = [c for c in table.columns if c not in ("patient_id", "arm")]
-    else:
-        strata = [str(s) for s in strata]
-        _require_columns(table, strata, "arms", "Name only strata columns of the arms table.")
-    table = table[["patient_id", "arm", *strata]].drop_duplicates()
-    clash = table[table.duplicated("patient_id", keep=False)]
-    if not clash.empty:
-        detail = "; ".join(f"{pid}: {sorted(map(str, g['arm'].tolist()))}" for pid, g in clash.groupby("patient_id"))
-        raise InvalidTableError(f"arms table gives some patients two arms or strata: {detail}. Keep one row per patient.")
-    for col in strata:
-        table[col] = table[col].astype("object").where(table[col].notna(), None).map(
-            lambda v: None if v is None else str(v))
-    return table.reset_index(drop=True), list(strata)
-
-
-def _choose_reference(arm_names: list[str], reference_arm: str | None) -> str:
-    if reference_arm is not None:
-        if str(reference_arm) not in arm_names:
-            raise ValueError(f"reference_arm {reference_arm!r} is not an arm with scans; arms: {arm_names}")
-        return str(reference_arm)
-    matches = [a for a in arm_names if _REFERENCE_PATTERN.search(a)]
-    return matches[0] if len(matches) == 1 else sorted(arm_names)[0]
 
 
 # --------------------------------------------------------------------------- tests
@@ -504,6 +279,80 @@ def _test_rows(
     base = np.concatenate([x_pairs[:, 0], y_pairs[:, 0]])
     treated = np.r_[np.ones(len(x_pairs), bool), np.zeros(len(y_pairs), bool)]
     rows.append(("value | baseline", S.ancova(follow, base, treated, confidence=confidence), len(x_pairs), len(y_pairs)))
+    return rows
+
+
+def _summary_rows(changes: pd.DataFrame, visits: list[str], metrics: Sequence[str],
+                  arm_names: list[str]) -> list[dict[str, Any]]:
+    """Descriptives per visit × metric × outcome × arm (baseline: value only)."""
+    rows = []
+    for i, visit in enumerate(visits):
+        for metric in metrics:
+            cell = changes[(changes["visit"] == visit) & (changes["metric"] == metric)]
+            for out_name in ("value", "change") if i else ("value",):
+                for arm in arm_names:
+                    vals = cell.loc[cell["arm"] == arm, out_name].to_numpy(float)
+                    rows.append({"visit": visit, "metric": metric, "outcome": out_name, "arm": arm,
+                                 **S.describe(vals)})
+    return rows
+
+
+def _category_rows(responses: pd.DataFrame, visits: list[str], arm_names: list[str]) -> list[dict[str, Any]]:
+    """Response counts and percents per visit × arm × category."""
+    rows = []
+    for visit in visits:
+        cell = responses[responses["visit"] == visit]
+        for arm in arm_names:
+            in_arm = cell[cell["arm"] == arm]
+            for cat in RESPONSE_CATEGORIES:
+                count = int((in_arm["category"] == cat).sum())
+                rows.append({"visit": visit, "arm": arm, "category": cat, "count": count,
+                             "percent": 100.0 * count / len(in_arm) if len(in_arm) else float("nan")})
+    return rows
+
+
+def _visit_test_rows(
+    changes: pd.DataFrame, responses: pd.DataFrame, pair: tuple[str, str], visits: list[str],
+    metrics: Sequence[str], response_metric: str, *, outcome: str, confidence: float, n_boot: int,
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """Per-visit two-sample tests of every metric and the response-category tests."""
+    treatment, reference = pair
+    rows = []
+    for visit in visits:
+        for metric in metrics:
+            cell = changes[(changes["visit"] == visit) & (changes["metric"] == metric)]
+            xs, ys = cell[cell["arm"] == treatment], cell[cell["arm"] == reference]
+            results = _test_rows(
+                xs[outcome].dropna().to_numpy(float), ys[outcome].dropna().to_numpy(float),
+                xs[["baseline", "value"]].to_numpy(float), ys[["baseline", "value"]].to_numpy(float),
+                outcome=outcome, confidence=confidence, n_boot=n_boot, rng=rng,
+            )
+            rows += [{"visit": visit, "metric": metric, "outcome": out_name, "n_treatment": nx,
+                      "n_reference": ny, **res.as_dict()} for out_name, res, nx, ny in results]
+        cell = responses[responses["visit"] == visit]
+        table = np.array([[int(((cell["arm"] == a) & (cell["category"] == c)).sum()) for c in RESPONSE_CATEGORIES]
+                          for a in pair])
+        rows += [{"visit": visit, "metric": response_metric, "outcome": "response",
+                  "n_treatment": int(table[0].sum()), "n_reference": int(table[1].sum()), **res.as_dict()}
+                 for res in (S.chi2_test(table), S.fisher_test(table))]
+    return rows
+
+
+def _mixed_rows(changes: pd.DataFrame, pair: tuple[str, str], metrics: Sequence[str], *,
+                confidence: float) -> list[dict[str, Any]]:
+    """The linear mixed model over all visits, one row per metric."""
+    treatment, reference = pair
+    rows = []
+    for metric in metrics:
+        cell = changes[(changes["metric"] == metric) & changes["arm"].isin(pair)]
+        data = pd.DataFrame({"patient_id": cell["patient_id"], "value": cell["value"], "day": cell["day"],
+                             "treated": (cell["arm"] == treatment).astype(int)})
+        res, _n_pat, _n_obs = S.mixed_model(data, confidence=confidence)
+        rows.append({"visit": "all visits", "metric": metric, "outcome": "value",
+                     "n_treatment": int(cell.loc[cell["arm"] == treatment, "patient_id"].nunique()),
+                     "n_reference": int(cell.loc[cell["arm"] == reference, "patient_id"].nunique()),
+                     **res.as_dict()})
     return rows
 
 
@@ -551,6 +400,9 @@ def compare_arms(
     scores : DataFrame
         One row per scan: ``patient_id``, ``study_date`` (ISO) or ``day`` (days since
         baseline), the metric columns, optionally ``visit``, ``series_uid``, ``error``.
+        With ``study_date``, day 0 is each patient's earliest study date, failed scans
+        included (a failed baseline is reported as a missing baseline); ``day`` wins
+        when both are present.
     arms : DataFrame
         ``patient_id``, ``arm`` and optional strata columns.
     metrics : sequence of str, optional
@@ -637,30 +489,9 @@ def compare_arms(
         raise TypeError(f"response must be a ResponseCriteria, got {type(response).__name__}")
     seed = rng if isinstance(rng, (int, np.integer)) else None
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    visits_checked = None if visits is None else _check_visits(visits)
+    visits_checked = None if visits is None else check_visits(visits)
 
-    _require_columns(scores, ["patient_id"], "scores")
-    if "study_date" not in scores.columns and "day" not in scores.columns:
-        raise InvalidTableError(
-            f"scores table needs 'study_date' (ISO date) or 'day' (days since baseline); it has {list(scores.columns)}"
-        )
-    if metrics is None:
-        metrics = [m for m in DEFAULT_METRICS if m in scores.columns]
-        if not metrics:
-            raise InvalidTableError(
-                f"scores table has none of the default metrics {list(DEFAULT_METRICS)}; pass metrics=[...] "
-                f"naming numeric columns of {list(scores.columns)}"
-            )
-    else:
-        if isinstance(metrics, str):
-            metrics = [metrics]
-        metrics = [str(m) for m in metrics]
-        if not metrics:
-            raise ValueError("metrics must name at least one column")
-        _require_columns(scores, metrics, "scores", "Pass metrics=[...] naming its numeric columns.")
-    for m in metrics:
-        if not pd.api.types.is_numeric_dtype(scores[m]) and pd.to_numeric(scores[m], errors="coerce").notna().sum() < scores[m].notna().sum():
-            raise InvalidTableError(f"scores column {m!r} is not numeric (e.g. {scores[m].dropna().iloc[0]!r})")
+    metrics = check_scores(scores, metrics, DEFAULT_METRICS)
     if response_metric is None:
         response_metric = "percent_opacity" if "percent_opacity" in metrics else metrics[0]
     elif response_metric not in metrics:
@@ -669,26 +500,10 @@ def compare_arms(
     warn: list[dict[str, Any]] = []
 
     # ---- scans and visits
-    scans, baseline, visit_order = _prepare_scans(scores, visits_checked, baseline_visit, warn)
-    arm_table, strata_cols = _prepare_arms(arms, strata)
+    scans, baseline, visit_order = prepare_scans(scores, visits_checked, baseline_visit, warn)
+    arm_table, strata_cols = prepare_arms(arms, strata)
 
-    used = scans[scans["status"] == "used"]
-    with_arm = set(arm_table.loc[arm_table["arm"].notna(), "patient_id"])
-    for pid in sorted(set(used["patient_id"]) - with_arm):
-        _warn(warn, "no_arm", pid, None, f"patient {pid} has {int((used['patient_id'] == pid).sum())} scan(s) but no arm in the arms table")
-    scans.loc[(scans["status"] == "used") & ~scans["patient_id"].isin(with_arm), "status"] = "no_arm"
-    used = scans[scans["status"] == "used"]
-    for pid in sorted(with_arm - set(used["patient_id"])):
-        _warn(warn, "no_scans", pid, None, f"patient {pid} is in the arms table but has no usable scan")
-    arms_with_scans = set(arm_table.loc[arm_table["patient_id"].isin(set(used["patient_id"])), "arm"])
-    for arm in sorted(set(arm_table["arm"].dropna()) - arms_with_scans):
-        _warn(warn, "arm_without_scans", None, None, f"arm {arm!r} has no patient with usable scans")
-
-    has_base = set(used.loc[used["visit"] == baseline, "patient_id"])
-    for pid in sorted(set(used["patient_id"]) - has_base):
-        _warn(warn, "missing_baseline", pid, baseline, f"patient {pid} has no scan at baseline visit {baseline!r}")
-    scans.loc[(scans["status"] == "used") & ~scans["patient_id"].isin(has_base), "status"] = "missing_baseline"
-    used = scans[scans["status"] == "used"].merge(arm_table, on="patient_id", how="left")
+    used = join_arms(scans, arm_table, baseline, warn)
 
     arm_names = sorted(used["arm"].unique())
     if len(arm_names) < 2:
@@ -696,42 +511,14 @@ def compare_arms(
             f"need at least two arms with patients who have a baseline scan; found {arm_names} "
             f"(see the {len(warn)} warning(s): {sorted({w['kind'] for w in warn})})"
         )
-    reference = _choose_reference(arm_names, reference_arm)
+    reference = choose_reference(arm_names, reference_arm)
     treatments = [a for a in arm_names if a != reference]
 
     # ---- per patient: long table of value, baseline, change
-    long = used.melt(
-        id_vars=["patient_id", "arm", *strata_cols, "visit", "day"], value_vars=metrics,
-        var_name="metric", value_name="value",
-    )
-    long["value"] = pd.to_numeric(long["value"], errors="coerce").astype(float)
-    for row in long[long["value"].isna()].itertuples():
-        _warn(warn, "missing_value", row.patient_id, row.visit, f"{row.metric} is missing")
-    long = long[long["value"].notna()]
-    base = long[long["visit"] == baseline].set_index(["patient_id", "metric"])["value"].rename("baseline")
-    long = long.join(base, on=["patient_id", "metric"])
-    lost = long["baseline"].isna() & (long["visit"] != baseline)
-    for (pid, metric), _g in long[lost].groupby(["patient_id", "metric"]):
-        _warn(warn, "missing_value", pid, baseline, f"{metric} is missing at baseline: its follow-ups are not compared")
-    long = long[~lost]
-    long["change"] = long["value"] - long["baseline"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        long["relative_change_pct"] = np.where(long["baseline"] != 0, 100.0 * long["change"] / long["baseline"], np.nan)
-    zero = long[(long["baseline"] == 0) & (long["visit"] != baseline)]
-    for (pid, metric), _g in zero.groupby(["patient_id", "metric"]):
-        _warn(warn, "zero_baseline", pid, baseline, f"{metric} is 0 at baseline")
-    rank = {v: i for i, v in enumerate(visit_order)}
-    long["visit_order"] = long["visit"].map(rank).astype(int)
-    long = long.sort_values(["metric", "arm", "patient_id", "visit_order"], kind="stable").reset_index(drop=True)
-    changes = long[["patient_id", "arm", *strata_cols, "visit", "visit_order", "day", "metric",
-                    "baseline", "value", "change", "relative_change_pct"]]
-
+    changes = change_table(used, metrics, strata_cols, baseline, visit_order, warn)
     follow_visits = [v for v in visit_order[1:] if v in set(changes["visit"])]
     patients_base = used.loc[used["visit"] == baseline, ["patient_id", "arm", *strata_cols]].drop_duplicates()
-    for v in follow_visits:
-        seen = set(changes.loc[changes["visit"] == v, "patient_id"])
-        for pid in sorted(set(patients_base["patient_id"]) - seen):
-            _warn(warn, "missing_visit", pid, v, f"patient {pid} has no scan at visit {v!r}")
+    report_missing_visits(changes, patients_base, follow_visits, warn)
 
     # ---- responses
     responses = changes[(changes["metric"] == response_metric) & (changes["visit"] != baseline)].copy()
@@ -739,64 +526,23 @@ def compare_arms(
         if len(responses) else pd.Series(dtype=object)
     responses = responses.reset_index(drop=True)
 
-    # ---- descriptives, tests, categories
-    strata_sets = _stratum_masks(patients_base, strata_cols)
+    # ---- descriptives, tests, categories: all patients, then within each stratum
     summary_rows: list[dict[str, Any]] = []
     test_rows: list[dict[str, Any]] = []
     cat_rows: list[dict[str, Any]] = []
-    for stratum, members in strata_sets:
+    options = {"outcome": outcome, "confidence": confidence, "n_boot": int(n_boot), "rng": generator}
+    for stratum, members in _stratum_masks(patients_base, strata_cols):
         sub = changes[changes["patient_id"].isin(members)]
-        for visit in [baseline, *follow_visits]:
-            for metric in metrics:
-                cell = sub[(sub["visit"] == visit) & (sub["metric"] == metric)]
-                for out_name in ("value", "change") if visit != baseline else ("value",):
-                    for arm in arm_names:
-                        vals = cell.loc[cell["arm"] == arm, out_name].to_numpy(float)
-                        summary_rows.append({"stratum": stratum, "visit": visit, "metric": metric,
-                                             "outcome": out_name, "arm": arm, **S.describe(vals)})
+        sub_resp = responses[responses["patient_id"].isin(members)]
+        label = {"stratum": stratum}
+        summary_rows += [{**label, **r} for r in _summary_rows(sub, [baseline, *follow_visits], metrics, arm_names)]
+        cat_rows += [{**label, **r} for r in _category_rows(sub_resp, follow_visits, arm_names)]
         for treatment in treatments:
-            comp = f"{treatment} vs {reference}"
-            for visit in follow_visits:
-                for metric in metrics:
-                    cell = sub[(sub["visit"] == visit) & (sub["metric"] == metric)]
-                    xs, ys = cell[cell["arm"] == treatment], cell[cell["arm"] == reference]
-                    xo = xs[outcome].dropna().to_numpy(float)
-                    yo = ys[outcome].dropna().to_numpy(float)
-                    rows = _test_rows(xo, yo, xs[["baseline", "value"]].to_numpy(float),
-                                      ys[["baseline", "value"]].to_numpy(float), outcome=outcome,
-                                      confidence=confidence, n_boot=int(n_boot), rng=generator)
-                    for out_name, res, nx, ny in rows:
-                        test_rows.append({"comparison": comp, "stratum": stratum, "visit": visit,
-                                          "metric": metric, "outcome": out_name, "n_treatment": nx,
-                                          "n_reference": ny, **res.as_dict()})
-                cell = responses[responses["patient_id"].isin(members) & (responses["visit"] == visit)]
-                table = np.array([[int(((cell["arm"] == a) & (cell["category"] == c)).sum())
-                                   for c in RESPONSE_CATEGORIES] for a in (treatment, reference)])
-                for res in (S.chi2_test(table), S.fisher_test(table)):
-                    test_rows.append({"comparison": comp, "stratum": stratum, "visit": visit,
-                                      "metric": response_metric, "outcome": "response",
-                                      "n_treatment": int(table[0].sum()), "n_reference": int(table[1].sum()),
-                                      **res.as_dict()})
+            pair = (treatment, reference)
+            rows = _visit_test_rows(sub, sub_resp, pair, follow_visits, metrics, response_metric, **options)
             if mixed:
-                for metric in metrics:
-                    cell = sub[(sub["metric"] == metric) & sub["arm"].isin([treatment, reference])]
-                    data = pd.DataFrame({"patient_id": cell["patient_id"], "value": cell["value"],
-                                         "day": cell["day"], "treated": (cell["arm"] == treatment).astype(int)})
-                    res, _n_pat, _n_obs = S.mixed_model(data, confidence=confidence)
-                    test_rows.append({"comparison": comp, "stratum": stratum, "visit": "all visits",
-                                      "metric": metric, "outcome": "value",
-                                      "n_treatment": int(cell.loc[cell["arm"] == treatment, "patient_id"].nunique()),
-                                      "n_reference": int(cell.loc[cell["arm"] == reference, "patient_id"].nunique()),
-                                      **res.as_dict()})
-        for visit in follow_visits:
-            cell = responses[responses["patient_id"].isin(members) & (responses["visit"] == visit)]
-            for arm in arm_names:
-                in_arm = cell[cell["arm"] == arm]
-                for cat in RESPONSE_CATEGORIES:
-                    count = int((in_arm["category"] == cat).sum())
-                    cat_rows.append({"stratum": stratum, "visit": visit, "arm": arm, "category": cat,
-                                     "count": count,
-                                     "percent": 100.0 * count / len(in_arm) if len(in_arm) else float("nan")})
+                rows += _mixed_rows(sub, pair, metrics, confidence=confidence)
+            test_rows += [{"comparison": f"{treatment} vs {reference}", **label, **r} for r in rows]
 
     tests = pd.DataFrame(test_rows, columns=[
         "comparison", "stratum", "visit", "metric", "outcome", "test", "n_treatment", "n_reference",
@@ -827,6 +573,8 @@ def compare_arms(
         "response_criteria": asdict(response),
         "visits": visits_checked,
         "visit_order": visit_order,
+        "day_source": ("the scores table's day column" if "day" in scores.columns
+                       else "study_date, day 0 being each patient's earliest scan (failed scans included)"),
         "baseline_visit": baseline,
         "reference_arm": reference,
         "treatment_arms": treatments,

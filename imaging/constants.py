@@ -40,6 +40,10 @@ __all__ = [
     "HU_CONTRAST_SUSPECTED",
     "FOV_CUTOFF_FRACTION",
     "HU_ABDOMINAL_ORGAN_MIN",
+    "LUNG_REPAIR_DORSAL_MEDIAL_FRACTION",
+    "LUNG_REPAIR_GROW_MM",
+    "HU_REPAIR_GROW_BAND",
+    "VESSEL_REGROW_MM",
 ]
 
 #: Air, HU (definition of the Hounsfield scale).
@@ -158,11 +162,29 @@ LUNG_VOLUME_PLAUSIBLE_ML: tuple[float, float] = (2500.0, 8000.0)
 #: and consolidation (typically -100..+20 HU median with air bronchograms) otherwise.
 HU_ABDOMINAL_ORGAN_MIN: float = 20.0
 
-#: Vessel suppression: opacity candidates thinner than 2 x this radius (mm) in the axial
-#: plane are removed by a morphological opening with a disk (pulmonary vessels beyond the
-#: hilum are < 6 mm across; GGO/consolidation patches are larger, e.g. Chaganti et al. 2020
-#: count lesions, not vessels; shape rule as in Lung CT Analyzer's vessel band > 0 HU).
-VESSEL_MAX_RADIUS_MM: float = 3.0
+#: Repair of dense disease at the lung edge (imaging.lungs, step 5).  A dorsal concavity
+#: of the axial lung outline is filled when its centre lies no more than this fraction of
+#: the lung's width medial to the lung's centre (paravertebral consolidation is kept; the
+#: spine and aorta bays lie farther medially and are closed on their central side).
+LUNG_REPAIR_DORSAL_MEDIAL_FRACTION: float = 0.35
+#: Filled concavities are then grown in-plane at most this far (mm) through voxels in
+#: HU_REPAIR_GROW_BAND, to reach the chest wall past the straight hull chord.
+LUNG_REPAIR_GROW_MM: float = 15.0
+#: Consolidation-like HU band for that growth: above subcutaneous/extrapleural fat
+#: (-100 HU) and below muscle (40-60 HU), so the growth stops at the chest wall.
+HU_REPAIR_GROW_BAND: tuple[float, float] = (-60.0, 20.0)
+
+#: Vessel suppression (imaging.opacity): opacity candidates are opened slice by slice with
+#: a disk of this radius, mm, which removes every structure narrower than 2 x radius:
+#: intrapulmonary vessels beyond the hilum (segmental arteries 5-8 mm, subsegmental
+#: < 5 mm; e.g. Fleischner glossary, Hansell et al., Radiology 2008), fissures, bronchial
+#: walls and the partial-volume rim.  Pneumonia patches are larger and keep a core.
+#: Chosen on lidc_idri_0001 and phantoms (README "scoring"): 3 mm left healthy phantoms
+#: at 3.4-3.9 % PO, 5 mm at 0.5-0.8 %.
+VESSEL_MAX_RADIUS_MM: float = 5.0
+#: The surviving cores then regrow this far (mm, in-plane) back into the candidates,
+#: restoring lesion edges the opening trimmed while adding at most short vessel stubs.
+VESSEL_REGROW_MM: float = 5.0
 #: Voxels denser than this inside the lung are vessels, calcification or bone, never
 #: opacity (Lung CT Analyzer "vessels" band starts at 0 HU; dense consolidation reaches
 #: +50 HU, so the cut is the top of the consolidation band).

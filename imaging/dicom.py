@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from imaging.dicom_headers import FrameHeader, SkippedFile, SliceHeader, read_header, walk_files
-from imaging.errors import NoDicomFoundError, NotCTVolumeError
+from imaging.errors import ChestCTError, NoDicomFoundError, NotCTVolumeError
 from imaging.selection import SelectionRules, choose_series
 from imaging.slices import GANTRY_TILT_TOLERANCE_DEG, orientation_label, stack_geometry
 
@@ -42,6 +42,8 @@ __all__ = [
     "SkippedFile",
     "find_series",
     "describe_series",
+    "require_one_series",
+    "syntax_name",
 ]
 
 _LOCALIZER_TYPES = frozenset({"LOCALIZER", "SCOUT", "TOPOGRAM"})
@@ -271,6 +273,33 @@ def _names(headers: list[SliceHeader], limit: int = 3) -> str:
     return ", ".join(names) + (f" and {len(headers) - limit} more" if len(headers) > limit else "")
 
 
+#: Two ImageOrientationPatient values closer than this (max abs difference) are the same.
+ORIENTATION_TOLERANCE: float = 1e-3
+
+
+def _cluster_orientations(headers: list[SliceHeader]) -> Counter:
+    """Count files per orientation; values within :data:`ORIENTATION_TOLERANCE` share a cluster."""
+    counts: Counter = Counter()
+    for h in headers:
+        if h.orientation is None:
+            counts[None] += 1
+            continue
+        for rep in counts:
+            if rep is not None and max(abs(a - b) for a, b in zip(rep, h.orientation)) < ORIENTATION_TOLERANCE:
+                counts[rep] += 1
+                break
+        else:
+            counts[tuple(h.orientation)] += 1
+    return counts
+
+
+def _safe_label(iop: tuple[float, ...]) -> str:
+    try:
+        return orientation_label(iop)
+    except NotCTVolumeError:
+        return "invalid"
+
+
 def _placeholder_uid(kind: str, *parts: Any) -> str:
     digest = hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
     return f"missing-uid:{kind}:{digest}"
@@ -302,7 +331,8 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
     localizers = [h for h in headers if _LOCALIZER_TYPES & set(h.image_type)]
     if localizers and len(localizers) < len(headers):
         problems.append(f"{len(localizers)} localizer image(s) set aside: {_names(localizers)}")
-        headers = [h for h in headers if h not in localizers]
+        set_aside = {id(h) for h in localizers}
+        headers = [h for h in headers if id(h) not in set_aside]
 
     # one SliceRef per frame; same-instance copies dropped
     refs: list[SliceRef] = []
@@ -317,21 +347,28 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
         refs.extend(SliceRef(h, f) for f in h.frames)
     if copies:
         problems.append(f"{len(copies)} duplicate file(s) of the same instance ignored: {_names(copies)}")
-    headers = [h for h in headers if h not in copies]
+    copy_ids = {id(h) for h in copies}
+    headers = [h for h in headers if id(h) not in copy_ids]
 
     first = headers[0]
     sizes = Counter((h.rows, h.columns) for h in headers)
     if len(sizes) > 1:
         listing = ", ".join(f"{c}x{r} ({n} files)" for (r, c), n in sizes.most_common())
         blocking.append(f"mixed image sizes: {listing}")
-    iops = Counter(tuple(round(v, 3) for v in h.orientation) if h.orientation else None for h in headers)
+    iops = _cluster_orientations(headers)
     if None in iops:
         blocking.append(f"ImageOrientationPatient missing in {iops[None]} file(s)")
     known = [k for k in iops if k is not None]
     if len(known) > 1:
-        listing = ", ".join(f"{orientation_label(k)} {list(k)} ({iops[k]} files)" for k in known)
+        listing = ", ".join(f"{_safe_label(k)} {list(k)} ({iops[k]} files)" for k in known)
         blocking.append(f"mixed orientations: {listing}")
     iop = max(known, key=lambda k: iops[k]) if known else None
+    if iop is not None:
+        try:
+            orientation_label(iop)
+        except NotCTVolumeError as exc:
+            blocking.append(str(exc))
+            iop = None
     multiframe = [h for h in headers if h.multiframe]
     if multiframe and len(headers) > 1:
         blocking.append(f"series mixes {len(multiframe)} multi-frame file(s) with {len(headers) - len(multiframe)} other file(s)")
@@ -427,6 +464,23 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
     )
 
 
+def _describe_safely(headers: list[SliceHeader], *, series_uid: str, study_uid: str) -> SeriesInfo:
+    """:func:`describe_series`, or a series marked unreadable when its headers defeat it."""
+    try:
+        return describe_series(headers, series_uid=series_uid, study_uid=study_uid)
+    except (ChestCTError, ValueError, TypeError, IndexError) as exc:
+        h = headers[0]
+        problem = f"headers could not be described ({type(exc).__name__}: {exc})"
+        return SeriesInfo(
+            series_uid=series_uid, study_uid=study_uid, patient_id=h.patient_id, study_date=h.study_date or None,
+            series_number=h.series_number, series_description=h.series_description, modality=h.modality,
+            image_type=h.image_type, orientation="unknown", n_slices=len(headers), slice_thickness_mm=h.slice_thickness,
+            slice_spacing_mm=None, kernel=h.kernel, transfer_syntax=h.transfer_syntax, rows=h.rows, columns=h.columns,
+            files=tuple(sorted(x.path for x in headers)), problems=(problem,), blocking=(problem,),
+            manufacturer=h.manufacturer,
+        )
+
+
 def _scan(root: Path) -> tuple[list[SliceHeader], list[SkippedFile], int]:
     skipped: list[SkippedFile] = []
     headers: list[SliceHeader] = []
@@ -504,7 +558,7 @@ def find_series(
     headers, skipped, n_files = _scan(root)
     studies = []
     for study_uid, groups in _group(headers).items():
-        series = [describe_series(hs, series_uid=uid, study_uid=study_uid) for uid, hs in groups.items()]
+        series = [_describe_safely(hs, series_uid=uid, study_uid=study_uid) for uid, hs in groups.items()]
         series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 62, s.series_uid))
         chosen, reasons = choose_series(series, rules, override=overrides.get(study_uid))
         first = series[0]

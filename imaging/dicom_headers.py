@@ -11,6 +11,7 @@ short by an interrupted copy is reported here, before any pixels are read.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -18,7 +19,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
+
+from imaging.dicom_fastheader import Fallback, FastHeader, read_fast_header
 
 __all__ = ["SkippedFile", "SliceHeader", "FrameHeader", "read_header", "walk_files", "UNCOMPRESSED_SYNTAXES"]
 
@@ -28,7 +33,7 @@ DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 ENHANCED_CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2.1"
 
 HEADER_TAGS = [
-    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
+    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
     "StudyDate", "SeriesNumber", "SeriesDescription", "Modality", "ImageType", "Manufacturer",
     "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
     "SpacingBetweenSlices", "Rows", "Columns", "RescaleSlope", "RescaleIntercept",
@@ -141,8 +146,40 @@ def walk_files(root: Path, skipped: list[SkippedFile]) -> Iterator[tuple[Path, i
         stack.extend(reversed(subfolders))
 
 
+_TAGS = {name: tag_for_keyword(name) for name in HEADER_TAGS}
+_WANTED = frozenset(_TAGS.values())
+#: Text fields decoded by pydicom (character sets matter); all others are decoded from raw bytes.
+_CHARSET_TEXT = frozenset({"PatientID", "SeriesDescription", "Manufacturer", "ConvolutionKernel"})
+_US = frozenset({"Rows", "Columns", "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel"})
+
+
+def _raw_value(ds: Any, name: str) -> Any:
+    """Value of a top-level element, decoded cheaply from its raw bytes when possible.
+
+    pydicom converts values lazily and its conversion dominates a header scan; for the
+    plain UIDs, code strings and numbers read here a ``latin-1`` decode of the raw bytes
+    gives the same result (multi-values split on backslash).
+    """
+    elem = ds.get_item(_TAGS[name])
+    if elem is None:
+        return None
+    if not isinstance(elem, RawDataElement) or name in _CHARSET_TEXT:
+        return ds.get(name)
+    raw = elem.value
+    if raw is None:
+        return None
+    if name in _US:
+        if len(raw) < 2:
+            return None
+        return struct.unpack("<H" if elem.is_little_endian else ">H", raw[:2])[0]
+    text = raw.decode("latin-1").strip(" \0")
+    if "\\" in text:
+        return [v.strip(" \0") for v in text.split("\\")]
+    return text
+
+
 def _text(ds: Any, name: str) -> str:
-    value = ds.get(name)
+    value = _raw_value(ds, name)
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
@@ -151,8 +188,8 @@ def _text(ds: Any, name: str) -> str:
 
 
 def _float(ds: Any, name: str) -> float | None:
-    value = ds.get(name)
-    if value is None or value == "":
+    value = _raw_value(ds, name)
+    if value is None or value == "" or isinstance(value, list):
         return None
     try:
         return float(value)
@@ -161,11 +198,11 @@ def _float(ds: Any, name: str) -> float | None:
 
 
 def _int(ds: Any, name: str, default: int | None = None) -> int | None:
-    value = ds.get(name)
-    if value is None or value == "":
+    value = _raw_value(ds, name)
+    if value is None or value == "" or isinstance(value, list):
         return default
     try:
-        return int(value)
+        return int(float(value)) if isinstance(value, str) else int(value)
     except (TypeError, ValueError):
         return default
 
@@ -177,7 +214,7 @@ def _floats(value: Any, n: int) -> tuple[float, ...] | None:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         return None
-    return out if len(out) == n else None
+    return out if len(out) == n and all(math.isfinite(v) for v in out) else None
 
 
 def _iso_date(value: str) -> str:
@@ -242,7 +279,7 @@ def _pixel_element(fp: Any, pos: int, transfer_syntax: str, file_size: int) -> t
     fp.seek(pos)
     head = fp.read(12)
     if len(head) < 8:
-        return None, None, "no pixel data (file ends before PixelData)"
+        return None, None, "truncated: file ends before PixelData"
     group, elem = struct.unpack("<HH", head[:4])
     if (group, elem) != (0x7FE0, 0x0010):
         return None, None, None
@@ -284,14 +321,25 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
                 force = True
             else:
                 force = False
-            fp.seek(0)
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=force)
-            pos = fp.tell()
-            meta = getattr(ds, "file_meta", None)
-            transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+            ds: Any = None
+            if not force:
+                try:
+                    ds = read_fast_header(fp, start, _WANTED)
+                except Fallback:
+                    ds = None
+            if isinstance(ds, FastHeader):
+                pos = ds.pixel_pos if ds.pixel_pos is not None else size
+                transfer_syntax, media_class, media_instance = ds.transfer_syntax, ds.media_class, ds.media_instance
+            else:
+                fp.seek(0)
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=force)
+                pos = fp.tell()
+                meta = getattr(ds, "file_meta", None)
+                transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+                media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+                media_instance = str(meta.get("MediaStorageSOPInstanceUID", "")) if meta is not None else ""
             if not transfer_syntax:
                 transfer_syntax = "1.2.840.10008.1.2"  # DICOM default: implicit VR little endian
-            media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
             sop_class = _text(ds, "SOPClassUID") or media_class
             if sop_class == DICOMDIR_SOP_CLASS or media_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
                 return SkippedFile(path, "DICOMDIR (an index of the export, not an image)")
@@ -307,8 +355,8 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
             if transfer_syntax not in UNCOMPRESSED_SYNTAXES:
                 offset = length = None  # compressed/deflated/big endian: decode through pydicom
             n_frames = _int(ds, "NumberOfFrames", 1) or 1
-            iop = _floats(ds.get("ImageOrientationPatient"), 6)
-            spacing = _floats(ds.get("PixelSpacing"), 2)
+            iop = _floats(_raw_value(ds, "ImageOrientationPatient"), 6)
+            spacing = _floats(_raw_value(ds, "PixelSpacing"), 2)
             thickness = _float(ds, "SliceThickness")
             if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
                 frames, f_iop, f_spacing, f_thick = _frames(ds, n_frames, problems)
@@ -317,12 +365,12 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
                 frames = (
                     FrameHeader(
                         0,
-                        _floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+                        _floats(_raw_value(ds, "ImagePositionPatient"), 3),  # type: ignore[arg-type]
                         _float(ds, "RescaleSlope") if _float(ds, "RescaleSlope") is not None else 1.0,  # type: ignore[arg-type]
                         _float(ds, "RescaleIntercept") or 0.0,
                     ),
                 )
-            image_type = ds.get("ImageType")
+            image_type = _raw_value(ds, "ImageType")
             if image_type is None:
                 image_type_t: tuple[str, ...] = ()
             elif isinstance(image_type, str):
@@ -334,7 +382,7 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
                 path=path,
                 file_size=size,
                 sop_class=sop_class,
-                sop_uid=_text(ds, "SOPInstanceUID") or (str(meta.get("MediaStorageSOPInstanceUID", "")) if meta is not None else ""),
+                sop_uid=_text(ds, "SOPInstanceUID") or media_instance,
                 study_uid=_text(ds, "StudyInstanceUID"),
                 series_uid=_text(ds, "SeriesInstanceUID"),
                 patient_id=_text(ds, "PatientID"),

@@ -351,16 +351,12 @@ def _load_series(s: SeriesInfo, *, min_slices: int) -> CTVolume:
     dy, dx = first.pixel_spacing  # type: ignore[misc]
     if s.tilt_deg > GANTRY_TILT_TOLERANCE_DEG:
         hu, origin, direction, spacing = _resample_tilted(hu, refs, axes, (dy, dx))
-        hu = hu.astype(np.float32)
         notes.append(f"gantry tilt of {s.tilt_deg:.1f} degrees corrected by linear resampling (float32 HU)")
     else:
         positions = np.array([r.frame.position for r in refs], dtype=np.float64)
         normal = axes[:, 2]
         proj = positions @ normal
-        if len(proj) > 1:
-            spacing_z = float((proj[-1] - proj[0]) / (len(proj) - 1))
-        else:  # pragma: no cover - min_slices >= 2
-            spacing_z = float(s.slice_thickness_mm or 1.0)
+        spacing_z = float((proj[-1] - proj[0]) / (len(proj) - 1))  # len >= min_slices >= 2
         origin = tuple(positions[0])
         direction = axes
         spacing = (spacing_z, float(dy), float(dx))

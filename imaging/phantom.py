@@ -321,7 +321,9 @@ def _disease_field(anatomy: Anatomy, ua, va, tl, lf) -> np.ndarray:
     cu = (ua + 1.1) / 2.2 * 39
     ct, cv, cu = np.broadcast_arrays(ct, cv, cu)
     g = ndi.map_coordinates(coarse, [ct.ravel(), cv.ravel(), cu.ravel()], order=1, mode="nearest").reshape(ct.shape)
-    peripheral = np.exp(-np.clip(lf, 0, None) / 0.07)
+    # subpleural: close to the costal pleura (the cavity wall), not the mediastinum
+    rc = np.sqrt((ua / anatomy.cavity_a) ** 2 + ((va - 0.02) / anatomy.cavity_b) ** 2)
+    peripheral = np.exp(-np.clip(0.97 - rc, 0, None) / 0.10)
     posterior = np.clip((va + 0.35) / 0.7, 0, 1)
     lower = np.clip((anatomy.apex_t - tl) / (anatomy.apex_t - anatomy.lung_base_t), 0, 1)
     return (g + 1.5 * peripheral + 1.0 * posterior + 0.9 * lower).astype(np.float32)

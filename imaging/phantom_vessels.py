@@ -4,6 +4,7 @@ Trees grow from each hilum by repeated asymmetric bifurcation (a main child of 0
 parent's radius bending 9-23°, a side branch of 0.5-0.75 leaving at 34-63°, a pull away from the hilum so that the tree
 fills the lung), stop at about 0.7 mm radius or at the pleura, and are stored as
 tapered line segments in nominal anatomical mm (see :mod:`imaging.phantom_anatomy`).
+Pulmonary veins grow as a second tree from just below and behind each hilum.
 Bronchi run beside the larger arteries (radius 0.55 of the artery), as in the
 broncho-arterial bundles of the real lung; inside consolidation they stay air-filled and
 become air bronchograms.
@@ -65,40 +66,41 @@ def grow_trees(anatomy: "Anatomy", *, rng: np.random.Generator) -> tuple[np.ndar
         ((-0.3, 0.2, 1.0), 4.5), ((-1.0, 0.2, -0.6), 4.5), ((-0.5, -1.0, -0.7), 4.0),
         ((-0.4, 0.9, -1.2), 5.0), ((-0.5, -1.0, 0.5), 3.5), ((-0.6, 0.3, -1.6), 4.5),
     ]
-    for side, hilum in zip((-1.0, 1.0), hilum_points(anatomy)):
-        origin = np.asarray(hilum) * scale
-        stack = []
-        for (dx, dy, dz), r in trunks:
-            d = _unit(np.array([-side * dx, dy, dz]))
-            stack.append((origin.copy(), d, r * (0.92 if side > 0 else 1.0), 0))
-        n_start = len(vessels)
-        while stack and len(vessels) - n_start < _MAX_SEGMENTS_PER_LUNG:
-            p, d, r, depth = stack.pop()
-            length = float(np.clip(3.5 * r, 3.5, 20.0) * rng.uniform(0.8, 1.2))
-            q = p + d * length
-            if not inside(q):
-                # bend back into the lung once before giving up at the pleura
-                d = _unit(d - 0.8 * _unit(q - origin))
-                q = p + d * length * 0.6
+    # arteries (with their bronchi) from the hila; veins from just below and behind them
+    for tree, shift, r_scale in (("artery", (0.0, 0.0, 0.0), 1.0), ("vein", (0.0, 0.03, -0.06), 0.85)):
+        for side, hilum in zip((-1.0, 1.0), hilum_points(anatomy)):
+            origin = (np.asarray(hilum) + np.asarray(shift)) * scale
+            stack = []
+            for (dx, dy, dz), r in trunks:
+                d = _unit(np.array([-side * dx, dy, dz]) + (rng.normal(scale=0.25, size=3) if tree == "vein" else 0.0))
+                stack.append((origin.copy(), d, r * r_scale * (0.92 if side > 0 else 1.0), 0))
+            n_start = len(vessels)
+            while stack and len(vessels) - n_start < _MAX_SEGMENTS_PER_LUNG:
+                p, d, r, depth = stack.pop()
+                length = float(np.clip(5.5 * r, 4.0, 26.0) * rng.uniform(0.8, 1.2))
+                q = p + d * length
                 if not inside(q):
+                    # bend back into the lung once before giving up at the pleura
+                    d = _unit(d - 0.8 * _unit(q - origin))
+                    q = p + d * length * 0.6
+                    if not inside(q):
+                        continue
+                r_end = r * 0.97
+                vessels.append((*p, *q, r, r_end))
+                axis = _unit(np.cross(d, rng.normal(size=3)))
+                if tree == "artery" and r >= 1.6:  # a bronchus beside the artery
+                    off = axis * (r * 1.25 + 0.6)
+                    bronchi.append((*(p + off), *(q + off), 0.55 * r, 0.55 * r_end))
+                if depth >= 14:
                     continue
-            r_end = r * 0.97
-            vessels.append((*p, *q, r, r_end))
-            # a bronchus beside the artery, on a random side
-            axis = _unit(np.cross(d, rng.normal(size=3)))
-            if r >= 1.6:
-                off = axis * (r * 1.25 + 0.6)
-                bronchi.append((*(p + off), *(q + off), 0.55 * r, 0.55 * r_end))
-            if depth >= 14:
-                continue
-            outward = _unit(q - origin) if np.linalg.norm(q - origin) > 1e-6 else d
-            for angle, ratio in ((rng.uniform(0.15, 0.4), rng.uniform(0.84, 0.94)),
-                                 (-rng.uniform(0.6, 1.1), rng.uniform(0.5, 0.75))):
-                r_child = r_end * ratio
-                if r_child < _R_MIN_MM:
-                    continue
-                d_child = _unit(_rotate(d, axis, angle) + 0.25 * outward)
-                stack.append((q, d_child, r_child, depth + 1))
+                outward = _unit(q - origin) if np.linalg.norm(q - origin) > 1e-6 else d
+                for angle, ratio in ((rng.uniform(0.15, 0.4), rng.uniform(0.84, 0.94)),
+                                     (-rng.uniform(0.6, 1.1), rng.uniform(0.5, 0.75))):
+                    r_child = r_end * ratio
+                    if r_child < _R_MIN_MM:
+                        continue
+                    d_child = _unit(_rotate(d, axis, angle) + 0.25 * outward)
+                    stack.append((q, d_child, r_child, depth + 1))
     return np.asarray(vessels, dtype=np.float64).reshape(-1, 8), np.asarray(bronchi, dtype=np.float64).reshape(-1, 8)
 
 

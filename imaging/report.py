@@ -57,6 +57,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -281,14 +282,15 @@ def methods_text(comparison: Comparison) -> str:
     strata = (f" All analyses were repeated within each level of {', '.join(s['strata'])}." if s["strata"] else "")
     seed = "not fixed" if s["seed"] is None else str(s["seed"])
     return (
-        f"{visit_txt} The baseline visit is {s['baseline_visit']!r}; change is follow-up minus baseline "
+        f"{visit_txt} Days since baseline come from {s['day_source']}; the baseline visit is {s['baseline_visit']!r}; "
+        "change is follow-up minus baseline "
         f"and relative change is its percentage of the baseline value. {response} "
         f"Per visit and metric ({', '.join(s['metrics'])}), the {s['outcome'].replace('_', ' ')} was compared "
         f"between {', '.join(s['treatment_arms'])} and the reference arm {s['reference_arm']} with the two-sided "
         f"Mann–Whitney U test (SciPy) and the Hodges–Lehmann median difference with its {conf} CI by inversion "
         f"of that test (both exact when each arm has fewer than {s['exact_hodges_lehmann_max_n']} patients and "
         "there are no ties; otherwise normal approximation with tie correction, and with continuity correction "
-        "for the p-value), a percentile bootstrap {conf} CI of the difference in medians "
+        f"for the p-value), a percentile bootstrap {conf} CI of the difference in medians "
         f"({s['n_boot']} resamples within each arm, seed {seed}), Welch's t test, and ANCOVA of the follow-up "
         "value on arm adjusted for baseline (statsmodels OLS). Response categories were compared with "
         f"Pearson's χ² test without continuity correction and Fisher's exact test (Freeman–Halton for 2 × 3).{mixed}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imaging.errors import IrregularSpacingError, NotCTVolumeError
+from imaging.errors import NotCTVolumeError
 
 __all__ = [
     "SLICE_SPACING_TOLERANCE_MM",
@@ -210,25 +210,3 @@ def stack_geometry(
         cosang = abs(float(span @ normal)) / float(np.linalg.norm(span))
         tilt = float(np.degrees(np.arccos(min(1.0, cosang))))
     return StackGeometry(order, sorted_proj, spacing, duplicates, tuple(problems), tilt)
-
-
-def require_regular(geometry: StackGeometry, *, label: str) -> float:
-    """The slice spacing, or an error naming ``label`` and the first irregular gap.
-
-    Raises
-    ------
-    IrregularSpacingError
-        When a step is outside tolerance.
-    NotCTVolumeError
-        When fewer than two distinct positions exist.
-    """
-    if geometry.gap_problems:
-        more = f" (and {len(geometry.gap_problems) - 1} more)" if len(geometry.gap_problems) > 1 else ""
-        raise IrregularSpacingError(
-            f"{label}: irregular slice spacing, {geometry.gap_problems[0]}{more}. "
-            "Re-export the complete series, or pass a larger spacing tolerance if the "
-            "variation is intended."
-        )
-    if geometry.spacing_mm is None or geometry.spacing_mm <= 0:
-        raise NotCTVolumeError(f"{label}: fewer than two distinct slice positions, not a volume")
-    return geometry.spacing_mm

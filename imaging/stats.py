@@ -545,40 +545,69 @@ def chi2_test(table: Any) -> TestResult:
 
 
 def fisher_test(table: Any) -> TestResult:
-    """Fisher's exact test (Freeman-Halton extension for tables larger than 2 × 2).
+    """Fisher's exact test on a 2 × k table (Freeman-Halton extension for k > 2).
 
     Parameters
     ----------
-    table : (r, k) array_like of int
-        Counts; empty rows and columns are dropped first.
+    table : (2, k) array_like of int
+        Counts; rows are the two arms, columns the categories.  Empty columns are
+        dropped first.
 
     Returns
     -------
     TestResult
-        Two-sided exact p-value; for a 2 × 2 table ``estimate`` is the sample odds ratio.
+        Two-sided exact p-value; ``statistic`` is the probability of the observed table
+        given its margins; for a 2 × 2 table ``estimate`` is the sample odds ratio.
 
     Notes
     -----
-    ``scipy.stats.fisher_exact`` (r × c tables need SciPy ≥ 1.15): the p-value sums the
-    probabilities of all tables with the same margins that are no more likely than the
-    observed one.
+    Every table with the observed margins is enumerated; its probability under
+    independence is the multivariate hypergeometric
+    ``prod_j C(c_j, a_j) / C(N, r_1)`` (``a`` the first row, ``c`` the column totals, ``r_1``
+    the first-row total).  The p-value sums the probabilities of tables no more likely
+    than the observed one (relative tolerance 1e-7), as ``scipy.stats.fisher_exact``
+    does for 2 × 2.  (SciPy's r × c test is a Monte Carlo estimate, so it is not used.)
 
     Examples
     --------
     >>> round(fisher_test([[6, 2], [1, 4]]).p_value, 5)
     0.10256
     """
+    from scipy.special import gammaln
+
     tab, early = _clean_table(table, "fisher_exact")
     if early:
         return early
-    res = sps.fisher_exact(tab)
+    if tab.shape[0] != 2:
+        raise ValueError(f"table must have two rows (two arms) for the exact test, got shape {tab.shape}")
+    cols = tab.sum(axis=0)
+    r1, total = int(tab[0].sum()), int(tab.sum())
+
+    def log_comb(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+    # all first rows a with 0 <= a_j <= c_j and sum r1
+    grids = np.meshgrid(*[np.arange(c + 1) for c in cols[:-1]], indexing="ij")
+    first = np.stack([g.ravel() for g in grids], axis=1) if grids else np.zeros((1, 0), int)
+    last = r1 - first.sum(axis=1)
+    ok = (last >= 0) & (last <= cols[-1])
+    rows = np.column_stack([first[ok], last[ok]])
+    log_p = log_comb(cols[None, :], rows).sum(axis=1) - log_comb(np.array(total), np.array(r1))
+    log_obs = float(log_comb(cols, tab[0]).sum() - log_comb(np.array(total), np.array(r1)))
+    p_value = float(min(1.0, np.exp(log_p[log_p <= log_obs + 1e-7]).sum()))
     is_2x2 = tab.shape == (2, 2)
+    odds = _NAN
+    if is_2x2:
+        a, b, c, d = tab.ravel()
+        odds = float(a * d / (b * c)) if b * c > 0 else _NAN
     return TestResult(
         "fisher_exact",
-        statistic=_NAN if is_2x2 else float(res.statistic),
-        estimate=float(res.statistic) if is_2x2 else _NAN,
-        p_value=float(res.pvalue),
-        method="scipy.stats.fisher_exact" + (" (odds ratio as estimate)" if is_2x2 else f", exact {tab.shape[0]}x{tab.shape[1]}"),
+        statistic=math.exp(log_obs),
+        estimate=odds,
+        p_value=p_value,
+        method=f"exact enumeration of {rows.shape[0]} tables with the observed margins, 2x{tab.shape[1]}"
+        + ("; estimate is the sample odds ratio" if is_2x2 else ""),
+        note="odds ratio infinite or undefined (a zero cell); the p-value stands" if is_2x2 and not np.isfinite(odds) else "",
     )
 
 

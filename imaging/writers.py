@@ -98,8 +98,7 @@ def _base_dataset(
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
     ds.BodyPartExamined = "CHEST"
-    if slice_thickness_mm is not None:
-        ds.SliceThickness = _ds(slice_thickness_mm)
+    ds.SliceThickness = "" if slice_thickness_mm is None else _ds(slice_thickness_mm)  # type 2
     ds.KVP = "120"
     ds.ConvolutionKernel = kernel
     ds.PatientPosition = "HFS"

@@ -57,7 +57,8 @@ class TrainConfig:
     synthetic_bank: int = 160
     healthy_fraction: float = 0.5  # of the synthetic slices
     use_phantom: bool = True
-    eval_every_s: float = 240.0
+    crop: int | None = 160  # random training crops (speed); inference uses whole slices
+    eval_every_s: float = 600.0
     threads: int = 2
     seed: int = 20260426
     limit: int | None = None  # first N covid slices only (smoke tests)
@@ -80,7 +81,7 @@ def random_window_display(hu: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 
 def augment(
-    image: np.ndarray, label: np.ndarray, rng: np.random.Generator
+    image: np.ndarray, label: np.ndarray, rng: np.random.Generator, *, crop: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random display-level augmentation of one 256 x 256 slice and its labels.
 
@@ -89,11 +90,14 @@ def augment(
     image : (H, W) uint8 ndarray
     label : (H, W) uint8 ndarray, classes 0/1/2
     rng : numpy Generator
+    crop : int or None
+        Side of a random square crop taken after the affine (training speed: the network
+        is fully convolutional); None: the whole slice.
 
     Returns
     -------
-    image : (H, W) float32 ndarray in [0, 1]
-    label : (H, W) uint8 ndarray
+    image : (crop, crop) or (H, W) float32 ndarray in [0, 1]
+    label : same shape, uint8 ndarray
 
     Notes
     -----
@@ -114,6 +118,10 @@ def augment(
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if rng.random() < 0.5:
         img, lab = img[:, ::-1], lab[:, ::-1]
+    if crop is not None and crop < min(h, w):
+        y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        img, lab = img[y0:y0 + crop, x0:x0 + crop], lab[y0:y0 + crop, x0:x0 + crop]
+        h, w = crop, crop
     x = img.astype(np.float32) / 255.0
     if rng.random() < 0.25:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.3))
@@ -279,7 +287,7 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
             else:
                 j = int(tr[int(rng.integers(0, len(tr)))])
                 img, lab = data.images[j], labels[j]
-            x, y = augment(img, lab, rng)
+            x, y = augment(img, lab, rng, crop=config.crop)
             xs.append(x)
             ys.append(y)
         xb = torch.from_numpy(np.stack(xs))[:, None].to(device)

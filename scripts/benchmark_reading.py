@@ -10,7 +10,8 @@ Two measurements:
    subprocess, alternating, so peak resident memory (``VmHWM`` minus the resident size
    after imports) is not shared between them; the page cache is warmed first.
 2. **Header scan**: ``find_series`` over a synthetic tree of ``--tree-files`` small
-   DICOM files (50 studies), written to a temporary folder and deleted afterwards.
+   DICOM files (50 studies, written by :func:`imaging.writers.write_dicom_series`) in a
+   temporary folder deleted afterwards.
 
 Usage::
 
@@ -84,26 +85,18 @@ def _find_series_folder(root: Path) -> Path:
 
 
 def _write_tree(root: Path, n_files: int) -> None:
-    """``n_files`` 32x32 CT slices: 50 studies, one series each, nested two levels deep."""
+    """``n_files`` 32x32 CT slices: 50 patients with one study and series each, two levels deep."""
     import numpy as np
-    from pydicom.uid import generate_uid
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.imaging.dicom_synth import make_dataset
+    from imaging.volume import CTVolume
+    from imaging.writers import write_dicom_series
 
-    n_studies = 50
-    per = max(1, n_files // n_studies)
-    raw = np.zeros((32, 32), np.int16)
-    written = 0
+    n_studies = min(50, n_files)
+    per, extra = divmod(n_files, n_studies)
     for s in range(n_studies):
-        study, series = generate_uid(), generate_uid()
-        folder = root / f"patient{s:03d}" / study / series
-        folder.mkdir(parents=True)
-        for k in range(per if s < n_studies - 1 else n_files - written):
-            ds = make_dataset(raw, position=(0.0, 0.0, 1.0 * k), study_uid=study, series_uid=series,
-                              patient_id=f"P{s:03d}", instance=k + 1)
-            ds.save_as(folder / f"{k:05d}.dcm", enforce_file_format=True)
-            written += 1
+        n = per + (1 if s < extra else 0)
+        volume = CTVolume(np.full((n, 32, 32), -1000, np.int16), (1.0, 0.7, 0.7))
+        write_dicom_series(volume, root / f"patient{s:03d}" / "study", patient_id=f"P{s:03d}")
 
 
 def main(argv: list[str] | None = None) -> int:

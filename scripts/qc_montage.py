@@ -6,7 +6,8 @@ Usage
     python scripts/qc_montage.py --phantom 30 -o qc/phantom.png    # a fresh phantom at 30 %
     python scripts/qc_montage.py sample_data/studies -o qc/        # every series found
 
-Each montage shows axial slices at 25/50/75 % of the lung height (or of the scan), a
+Series that are not volumes (scouts) are reported on stderr and skipped; the exit
+status is 1 only when nothing could be rendered. Each montage shows axial slices at 25/50/75 % of the lung height (or of the scan), a
 coronal and a sagittal mid-slice, in a lung window (W 1500, L -600) beside a
 mediastinal window (W 400, L 40); truth or predicted masks, when given, are drawn as
 contours (lungs: cyan, ground-glass: yellow, consolidation: red).
@@ -113,28 +114,10 @@ def render_montage(
 
 
 def _read(path: Path) -> "object":
-    """A CTVolume from a DICOM folder (imaging.load_scan when present) or an image file."""
-    import importlib
+    """A canonical CTVolume from a DICOM series folder, NIfTI, NRRD or MetaImage file."""
+    from imaging.io import load_scan
 
-    try:
-        io = importlib.import_module("imaging.io")
-        return io.load_scan(path)
-    except ModuleNotFoundError:
-        pass
-    import SimpleITK as sitk
-
-    from imaging.volume import CTVolume
-
-    if path.is_dir():
-        reader = sitk.ImageSeriesReader()
-        files = reader.GetGDCMSeriesFileNames(str(path))
-        if not files:
-            raise FileNotFoundError(f"no DICOM series in {path}")
-        reader.SetFileNames(files)
-        image = reader.Execute()
-    else:
-        image = sitk.ReadImage(str(path))
-    return CTVolume.from_sitk(image).canonical()
+    return load_scan(path)
 
 
 def _series_folders(root: Path) -> list[Path]:
@@ -156,32 +139,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crazy-paving", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from imaging.errors import ChestCTError
+
     if args.phantom is None and not args.inputs:
         parser.error("give at least one input, or --phantom PERCENT")
-    jobs: list[tuple[Path, object, np.ndarray | None, np.ndarray | None, str]] = []
-    try:
-        if args.phantom is not None:
-            from imaging.phantom import make_phantom
+    written, failed = 0, 0
+    if args.phantom is not None:
+        from imaging.phantom import make_phantom
 
+        try:
             p = make_phantom(shape=tuple(args.shape), spacing_mm=tuple(args.spacing), percent_opacity=args.phantom,
                              crazy_paving=args.crazy_paving, rng=np.random.default_rng(args.seed))
             out = args.out if args.out.suffix == ".png" else args.out / f"phantom_{args.phantom:g}.png"
             title = f"phantom target {args.phantom:g} %, truth {p.percent_opacity:.2f} %"
-            jobs.append((out, p.volume, p.lungs, p.lesions, title))
-        folders = [f for i in args.inputs for f in _series_folders(i)]
-        for k, folder in enumerate(folders):
+            print(render_montage(p.volume, out, lungs=p.lungs, lesions=p.lesions, title=title))
+            written += 1
+        except (OSError, ValueError) as exc:
+            print(f"qc_montage: {exc}", file=sys.stderr)
+            return 1
+    folders = [f for i in args.inputs for f in _series_folders(i)]
+    single = len(folders) == 1 and args.phantom is None and args.out.suffix == ".png"
+    for folder in folders:
+        # one montage per series; a series that is not a volume (a scout) is reported and skipped
+        try:
             vol = _read(folder)
-            single = len(folders) == 1 and args.phantom is None and args.out.suffix == ".png"
-            name = "_".join(folder.parts[-3:]).replace(".", "-")[-120:] + ".png"
-            out = args.out if single else args.out / name
-            jobs.append((out, vol, None, None, str(folder)))
-        for out, vol, lungs, lesions, title in jobs:
-            written = render_montage(vol, out, lungs=lungs, lesions=lesions, title=title)
-            print(written)
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"qc_montage: {exc}", file=sys.stderr)
-        return 1
-    return 0
+            # <patient>_<study tail>_<series tail>.png: short, unique enough, sortable
+            name = "_".join(part[-10:] for part in folder.parts[-3:]).replace(".", "-") + ".png"
+            print(render_montage(vol, args.out if single else args.out / name, title=str(folder)))
+            written += 1
+        except (ChestCTError, OSError, ValueError, RuntimeError) as exc:
+            print(f"qc_montage: skipped {folder}: {exc}", file=sys.stderr)
+            failed += 1
+    return 0 if written and not (failed and single) else 1
 
 
 if __name__ == "__main__":

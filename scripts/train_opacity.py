@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-fraction", type=float, default=0.25)
     parser.add_argument("--synthetic-bank", type=int, default=160)
     parser.add_argument("--no-phantom", action="store_true", help="built-in synthetic only")
-    parser.add_argument("--eval-every-s", type=float, default=240.0)
+    parser.add_argument("--crop", type=int, default=160, help="training crop side (0: none)")
+    parser.add_argument("--eval-every-s", type=float, default=600.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=20260426)
     parser.add_argument("--limit", type=int, default=None, help="first N covid slices only")
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         steps=args.steps, batch=args.batch, lr=args.lr, base=args.base, levels=args.levels,
         synthetic_fraction=args.synthetic_fraction, synthetic_bank=args.synthetic_bank,
         use_phantom=not args.no_phantom, eval_every_s=args.eval_every_s,
+        crop=args.crop or None,
         threads=args.threads, seed=args.seed, limit=args.limit,
     )
     try:

@@ -204,3 +204,60 @@ def test_real_data_catalog():
     (series,) = lidc.series
     assert series.n_slices == 133 and series.slice_spacing_mm == pytest.approx(2.5)
     assert [f.path.name for f in lidc.skipped_files] == ["069.xml"]
+
+
+def test_fast_header_reader_agrees_with_pydicom(tmp_path, monkeypatch):
+    import pydicom
+
+    import imaging.dicom_headers as dh
+    from imaging.dicom_fastheader import Fallback
+
+    def private(ds, k):
+        block = ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True)
+        block.add_new(0x10, "OB", b"\x00\xff" * 33)
+        item = pydicom.Dataset()
+        item.add_new(0x00191010, "LO", "inner")
+        ds.add_new(0x00191020, "SQ", [item])
+        ds.SpacingBetweenSlices = -2.5
+
+    def implicit(ds, k):
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+
+    paths = []
+    paths += write_series(tmp_path / "a", n=3, edit=private)[0]
+    paths += write_series(tmp_path / "b", n=3, edit=implicit)[0]
+    paths += write_series(tmp_path / "c", n=3, transfer_syntax=pydicom.uid.RLELossless)[0]
+    paths += write_series(tmp_path / "d", n=3, transfer_syntax=pydicom.uid.DeflatedExplicitVRLittleEndian)[0]
+    cut = tmp_path / "b" / "cut.dcm"
+    cut.write_bytes(paths[3].read_bytes()[:-50])
+    paths.append(cut)
+    fast = [dh.read_header(p, p.stat().st_size) for p in paths]
+
+    def no_fast(*args, **kwargs):
+        raise Fallback("forced")
+
+    monkeypatch.setattr(dh, "read_fast_header", no_fast)
+    slow = [dh.read_header(p, p.stat().st_size) for p in paths]
+    assert fast == slow
+    assert fast[0].spacing_between_slices == -2.5 and fast[3].transfer_syntax == pydicom.uid.ImplicitVRLittleEndian
+    assert any(p.startswith("truncated") for p in fast[-1].problems)
+
+
+def test_degenerate_orientation_is_a_problem_not_a_crash(tmp_path):
+    write_series(tmp_path / "bad", n=20, iop=(0, 0, 0, 0, 0, 0), positions=[(0, 0, k) for k in range(20)])
+    write_series(tmp_path / "good", n=20)
+    cat = find_series(tmp_path)
+    bad = next(s for s in cat.series if s.folder.name == "bad")
+    assert bad.orientation == "unknown" and any("zero vector" in b for b in bad.blocking)
+    assert sum(st.chosen is not None for st in cat.studies) == 1
+
+
+def test_orientation_jitter_is_not_a_mixed_series(tmp_path):
+    jitter = [(1.0, 0.0004, 0.0, 0.0, 0.9999999, -0.0004), (0.9999999, -0.0004, 0.0, 0.0004, 1.0, 0.0004)]
+
+    def edit(ds, k):
+        ds.ImageOrientationPatient = list(jitter[k % 2])
+
+    write_series(tmp_path / "s", n=20, edit=edit)
+    (s,) = find_series(tmp_path).series
+    assert s.blocking == () and s.orientation == "axial"

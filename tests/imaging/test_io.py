@@ -225,6 +225,10 @@ def test_private_tags_do_not_break_reading(tmp_path):
     ],
 )
 def test_compressed_and_other_syntaxes_decode(tmp_path, syntax, size):
+    from pydicom.pixels import get_encoder
+
+    if syntax.is_compressed and not get_encoder(syntax).is_available:
+        pytest.skip(f"no encoder installed to write {syntax.name} test data")
     if syntax == pydicom.uid.ImplicitVRLittleEndian:
         def edit(ds, k):
             ds.file_meta.TransferSyntaxUID = syntax
@@ -234,6 +238,19 @@ def test_compressed_and_other_syntaxes_decode(tmp_path, syntax, size):
     v = load_scan(tmp_path / "s")
     assert v.info.transfer_syntax == syntax
     np.testing.assert_array_equal(v.hu, raw - 1024)
+
+
+def test_explicit_big_endian_goes_through_pydicom(tmp_path):
+    raw = known_raw(4, 16, 16)
+
+    def edit(ds, k):
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRBigEndian
+        ds.PixelData = raw[k].astype(">i2").tobytes()
+
+    write_series(tmp_path / "s", n=4, raw=raw, edit=edit)
+    v = load_scan(tmp_path / "s")
+    np.testing.assert_array_equal(v.hu, raw - 1024)
+    assert v.info.transfer_syntax == pydicom.uid.ExplicitVRBigEndian
 
 
 def test_truncated_file_is_reported_and_refused_by_name(tmp_path):
@@ -353,16 +370,24 @@ def test_lidc_reads_like_simpleitk_series_reader():
     np.testing.assert_array_equal(v.hu, ref.hu)
     np.testing.assert_allclose(v.origin_mm, ref.origin_mm, atol=1e-4)
     np.testing.assert_allclose(v.direction, ref.direction, atol=1e-6)
-    # air in the trachea: the darkest compact structure in the upper mid-chest
-    z = 120
-    centre = v.hu[z, 200:300, 206:306]
-    assert np.percentile(centre, 1) < -900
+    assert v.hu.dtype == np.int16
+    # air in the trachea (upper chest, slice 124 of 133 counted from the feet, lumen
+    # centred near row 217, column 233): close to -1000 HU
+    trachea = v.hu[124, 214:221, 230:237]
+    assert -1010 < float(np.median(trachea)) < -950
+    assert v.index_to_lps([124, 217, 233])[2] > v.index_to_lps([0, 217, 233])[2]  # slice 124 is superior
     assert v.info.patient_id == "LIDC-IDRI-0001" and v.info.kernel == "STANDARD"
 
 
 def test_lidc_study_folder_loads_the_chosen_series():
+    cat = find_series(shared_path("lidc_idri_0001"))
     v = load_scan(shared_path("lidc_idri_0001"))
     assert v.shape == (133, 512, 512)
+    assert v.info.series_uid == cat.studies[0].chosen.series_uid
+    w = load_scan(cat.studies[0].chosen)
+    np.testing.assert_array_equal(v.hu, w.hu)
+    with pytest.raises(ValueError, match="differs from the SeriesInfo"):
+        load_scan(cat.studies[0].chosen, series_uid="1.2.3")
 
 
 def test_cip_ct64_dicom_equals_nrrd():
@@ -391,3 +416,13 @@ def test_minimal_headers_and_two_slices_have_documented_outcomes():
     assert v.shape == (2, 512, 512) and v.spacing_mm == pytest.approx((1.0, 0.625, 0.625))
     assert "Modality missing: assumed CT" in v.info.notes
     assert v.info.patient_id is None and v.info.study_date is None
+
+
+def test_file_cut_before_pixel_data_blocks_the_series(tmp_path):
+    paths, _, _, _ = write_series(tmp_path / "s", n=5)
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: data.index(b"\xe0\x7f\x10\x00")])
+    (s,) = find_series(tmp_path / "s").series
+    assert any("truncated" in b for b in s.blocking)
+    with pytest.raises(PixelDecodeError, match=paths[2].name):
+        load_scan(tmp_path / "s")

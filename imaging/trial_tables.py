@@ -1,0 +1,423 @@
+"""Scores and arms tables for :mod:`imaging.compare`: checks, visits and the join.
+
+Every problem found is either a typed error (:class:`imaging.errors.InvalidTableError`,
+when nothing sensible can be computed) or a row appended to the warnings list
+(``kind, patient_id, visit, detail``; kinds in :data:`WARNING_KINDS`), never a silent
+drop.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imaging.errors import InvalidTableError
+
+__all__ = [
+    "WARNING_KINDS",
+    "assign_visits",
+    "check_visits",
+    "check_scores",
+    "prepare_scans",
+    "prepare_arms",
+    "join_arms",
+    "change_table",
+    "report_missing_visits",
+    "choose_reference",
+]
+
+#: Kinds of rows in :attr:`Comparison.warnings` and what they mean.
+WARNING_KINDS: dict[str, str] = {
+    "failed_scan": "the scan has a non-empty 'error' in the scores table; excluded",
+    "missing_patient_id": "a scan without patient_id; excluded",
+    "bad_date": "study_date could not be read as a date; scan excluded",
+    "missing_value": "a metric is missing for this scan; that metric is missing at that visit",
+    "outside_window": "the scan falls in no nominal visit window; excluded",
+    "duplicate_in_window": "two or more scans in one visit; the one nearest the nominal day is kept",
+    "no_arm": "the patient has scans but no arm; excluded",
+    "no_scans": "the patient has an arm but no usable scan",
+    "arm_without_scans": "an arm in the arms table has no patient with scans",
+    "missing_baseline": "the patient has no baseline scan; excluded from change and tests",
+    "missing_visit": "the patient has a baseline but no scan at this visit",
+    "zero_baseline": "baseline value is 0; relative change is undefined (NaN) for this patient and metric",
+}
+
+_REFERENCE_PATTERN = re.compile(r"placebo|control|standard|usual|soc\b", re.IGNORECASE)
+_EPS = 1e-9
+
+
+def _require_columns(table: pd.DataFrame, columns: Sequence[str], name: str, hint: str = "") -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InvalidTableError(
+            f"{name} table lacks column(s) {missing}; it has {list(table.columns)}. {hint}".strip()
+        )
+
+
+def _warn(rows: list[dict[str, Any]], kind: str, patient_id: Any, visit: Any, detail: str) -> None:
+    rows.append({"kind": kind, "patient_id": None if patient_id is None else str(patient_id),
+                 "visit": None if visit is None else str(visit), "detail": detail})
+
+
+def _ids(series: pd.Series) -> pd.Series:
+    """Patient IDs as stripped strings (NaN stays missing)."""
+    out = series.astype("object").where(series.notna(), None)
+    return out.map(lambda v: None if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()))
+
+
+def _scan_label(row: pd.Series) -> str:
+    for key in ("series_uid", "study_date"):
+        value = row.get(key)
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            return f"{key}={value}"
+    return f"row {row.name}"
+
+
+def assign_visits(
+    days: Any,
+    visits: Mapping[str, tuple[float, float]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Snap days since baseline to nominal visits with windows.
+
+    Parameters
+    ----------
+    days : (n,) array_like of float
+        Days since each patient's baseline scan.
+    visits : mapping of str to (target_day, half_width_days)
+        E.g. ``{"baseline": (0, 0), "day 7": (7, 2)}``: a day within ``target ± width``
+        (inclusive) belongs to that visit; where windows overlap the nearest target wins.
+
+    Returns
+    -------
+    labels : (n,) ndarray of object
+        Visit label, or None outside every window.
+    targets : (n,) ndarray of float
+        The nominal day of the visit (NaN outside every window).
+
+    Examples
+    --------
+    >>> labels, _ = assign_visits([0, 6, 9, 20, 30], {"baseline": (0, 0), "day 7": (7, 2), "day 21": (21, 3)})
+    >>> labels.tolist()
+    ['baseline', 'day 7', 'day 7', 'day 21', None]
+    """
+    d = np.asarray(days, dtype=float)
+    if d.ndim != 1:
+        raise ValueError(f"days must be 1-D, got shape {d.shape}")
+    names = list(visits)
+    targets = np.array([float(visits[k][0]) for k in names])
+    widths = np.array([float(visits[k][1]) for k in names])
+    labels = np.full(d.shape, None, dtype=object)
+    out_targets = np.full(d.shape, np.nan)
+    if not names:
+        return labels, out_targets
+    dist = np.abs(d[:, None] - targets[None, :])
+    inside = dist <= widths[None, :] + _EPS
+    dist = np.where(inside, dist, np.inf)
+    best = np.argmin(dist, axis=1)
+    ok = np.isfinite(dist[np.arange(d.size), best])
+    labels[ok] = np.array(names, dtype=object)[best[ok]]
+    out_targets[ok] = targets[best[ok]]
+    return labels, out_targets
+
+
+def check_visits(visits: Any) -> dict[str, tuple[float, float]]:
+    """Validate a nominal-visit mapping ``label -> (target_day, window_days)``."""
+    if not isinstance(visits, Mapping) or not visits:
+        raise ValueError(f"visits must be a non-empty mapping label -> (target_day, window_days), got {visits!r}")
+    out: dict[str, tuple[float, float]] = {}
+    for label, spec in visits.items():
+        try:
+            target, width = (float(v) for v in spec)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"visits[{label!r}] must be (target_day, window_days), got {spec!r}") from exc
+        if not (math.isfinite(target) and math.isfinite(width) and width >= 0):
+            raise ValueError(f"visits[{label!r}] needs a finite target and a window >= 0, got {spec!r}")
+        out[str(label)] = (target, width)
+    return out
+
+
+def _day_label(day: float) -> str:
+    return f"day {day:g}"
+
+
+def prepare_scans(
+    scores: pd.DataFrame,
+    visits: dict[str, tuple[float, float]] | None,
+    baseline_visit: str | None,
+    warn: list[dict[str, Any]],
+) -> tuple[pd.DataFrame, str, list[str]]:
+    """Give every scan a day and a visit; mark the scans that cannot be used.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        The scores table (see :func:`imaging.compare.compare_arms`).
+    visits : dict or None
+        Checked nominal visits (:func:`check_visits`).
+    baseline_visit : str or None
+        Baseline label when visits come from a ``visit`` column.
+    warn : list of dict
+        Warnings rows are appended here.
+
+    Returns
+    -------
+    scans : DataFrame
+        ``scores`` plus ``day``, ``visit``, ``target_day`` and ``status`` (``"used"`` or
+        the warning kind that excluded the scan).
+    baseline : str
+        The baseline visit label.
+    visit_order : list of str
+        Visit labels in time order, baseline first.
+    """
+    scans = scores.copy()
+    scans["patient_id"] = _ids(scans["patient_id"])
+    scans["status"] = "used"
+
+    def drop(mask: pd.Series, kind: str, detail_fn) -> None:
+        for idx in scans.index[mask & (scans["status"] == "used")]:
+            row = scans.loc[idx]
+            _warn(warn, kind, row["patient_id"], row.get("visit"), detail_fn(row))
+            scans.loc[idx, "status"] = kind
+
+    drop(scans["patient_id"].isna(), "missing_patient_id", lambda r: f"{_scan_label(r)} has no patient_id")
+    if "error" in scans.columns:
+        err = scans["error"].astype("object").where(scans["error"].notna(), "").map(str).str.strip()
+        drop(err != "", "failed_scan", lambda r: f"{_scan_label(r)} failed: {str(r['error'])[:200]}")
+
+    if "day" in scans.columns:
+        day = pd.to_numeric(scans["day"], errors="coerce")
+        drop(day.isna(), "bad_date", lambda r: f"{_scan_label(r)}: day {r['day']!r} is not a number")
+        scans["day"] = day
+    else:
+        dates = pd.to_datetime(scans["study_date"].astype("object"), errors="coerce", format="mixed")
+        drop(dates.isna(), "bad_date", lambda r: f"{_scan_label(r)}: study_date {r['study_date']!r} is not a date")
+        # day 0 is the patient's earliest study date, failed scans included: a failed
+        # baseline then shows as a missing baseline, not as the next scan relabelled.
+        first = dates.groupby(scans["patient_id"]).transform("min")
+        scans["day"] = (dates - first).dt.total_seconds() / 86400.0
+
+    used = scans["status"] == "used"
+    if visits is not None:
+        full = dict(visits)
+        if not any(abs(t) < _EPS for t, _ in full.values()):
+            full = {"baseline": (0.0, 0.0), **full}
+        baseline = next(k for k, (t, _) in full.items() if abs(t) < _EPS)
+        labels, targets = assign_visits(scans["day"].to_numpy(dtype=float), full)
+        scans["visit"] = labels
+        scans["target_day"] = targets
+        drop(used & scans["visit"].isna(), "outside_window",
+             lambda r: f"{_scan_label(r)} at day {r['day']:g} is in no visit window {full}")
+        order = sorted(full, key=lambda k: full[k][0])
+    elif "visit" in scans.columns:
+        scans["visit"] = scans["visit"].astype("object").where(scans["visit"].notna(), None).map(
+            lambda v: None if v is None else str(v))
+        drop(used & scans["visit"].isna(), "outside_window", lambda r: f"{_scan_label(r)} has no visit label")
+        used = scans["status"] == "used"
+        median_day = scans[used].groupby("visit")["day"].median()
+        scans["target_day"] = scans["visit"].map(median_day)
+        order = list(median_day.sort_values(kind="stable").index)
+        if baseline_visit is None:
+            first_visits = scans[used].sort_values("day", kind="stable").groupby("patient_id")["visit"].first()
+            if first_visits.empty:
+                raise InvalidTableError("scores table has no usable scan (see the warnings)")
+            baseline = str(first_visits.mode().iloc[0])
+        else:
+            baseline = str(baseline_visit)
+            if baseline not in order:
+                raise ValueError(f"baseline_visit {baseline_visit!r} is not a visit label in scores; labels: {order}")
+    else:
+        scans["visit"] = scans["day"].map(lambda d: None if pd.isna(d) else _day_label(float(d)))
+        scans["target_day"] = scans["day"]
+        baseline = _day_label(0.0)
+        order = [_day_label(d) for d in sorted(scans.loc[scans["status"] == "used", "day"].unique())]
+        if baseline not in order:
+            order.insert(0, baseline)
+    if baseline in order:
+        order.remove(baseline)
+    order.insert(0, baseline)
+
+    # duplicates: keep the scan nearest the nominal day, then the earliest row
+    used = scans["status"] == "used"
+    key = scans.loc[used].assign(
+        _dist=(scans.loc[used, "day"] - scans.loc[used, "target_day"]).abs(),
+        _row=np.arange(int(used.sum())),
+    ).sort_values(["patient_id", "visit", "_dist", "_row"], kind="stable")
+    dup = key.duplicated(["patient_id", "visit"], keep="first")
+    for (pid, visit), group in key.groupby(["patient_id", "visit"], sort=False):
+        if len(group) > 1:
+            kept = scans.loc[group.index[0]]
+            others = ", ".join(f"{_scan_label(scans.loc[i])} (day {scans.loc[i, 'day']:g})" for i in group.index[1:])
+            _warn(warn, "duplicate_in_window", pid, visit,
+                  f"{len(group)} scans in visit {visit!r}: kept {_scan_label(kept)} (day {kept['day']:g}), dropped {others}")
+    scans.loc[dup[dup].index, "status"] = "duplicate_in_window"
+    return scans, baseline, order
+
+
+def prepare_arms(
+    arms: pd.DataFrame, strata: Sequence[str] | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Check the arms table: one row per patient, IDs and labels as text.
+
+    Returns
+    -------
+    arm_table : DataFrame
+        ``patient_id, arm, <strata>`` (missing arms as None).
+    strata : list of str
+        The strata columns (default: every column besides ``patient_id`` and ``arm``).
+
+    Raises
+    ------
+    InvalidTableError
+        A column is missing, or a patient has two different rows.
+    """
+    _require_columns(arms, ["patient_id", "arm"], "arms", "It needs one row per patient: patient_id, arm.")
+    table = arms.copy()
+    table["patient_id"] = _ids(table["patient_id"])
+    table = table[table["patient_id"].notna()]
+    table["arm"] = table["arm"].astype("object").where(table["arm"].notna(), None).map(
+        lambda v: None if v is None or str(v).strip() == "" else str(v).strip())
+    if strata is None:
+        strata = [c for c in table.columns if c not in ("patient_id", "arm")]
+    else:
+        strata = [str(s) for s in strata]
+        _require_columns(table, strata, "arms", "Name only strata columns of the arms table.")
+    table = table[["patient_id", "arm", *strata]].drop_duplicates()
+    clash = table[table.duplicated("patient_id", keep=False)]
+    if not clash.empty:
+        detail = "; ".join(f"{pid}: {sorted(map(str, g['arm'].tolist()))}" for pid, g in clash.groupby("patient_id"))
+        raise InvalidTableError(f"arms table gives some patients two arms or strata: {detail}. Keep one row per patient.")
+    for col in strata:
+        table[col] = table[col].astype("object").where(table[col].notna(), None).map(
+            lambda v: None if v is None else str(v))
+    return table.reset_index(drop=True), list(strata)
+
+
+def choose_reference(arm_names: list[str], reference_arm: str | None) -> str:
+    """The reference arm: the one given, else the single placebo/control-named arm, else the first by name."""
+    if reference_arm is not None:
+        if str(reference_arm) not in arm_names:
+            raise ValueError(f"reference_arm {reference_arm!r} is not an arm with scans; arms: {arm_names}")
+        return str(reference_arm)
+    matches = [a for a in arm_names if _REFERENCE_PATTERN.search(a)]
+    return matches[0] if len(matches) == 1 else sorted(arm_names)[0]
+
+
+def check_scores(scores: pd.DataFrame, metrics: Sequence[str] | str | None,
+                 default: Sequence[str]) -> list[str]:
+    """Check the scores table's required columns and return the metric columns to compare.
+
+    Raises
+    ------
+    InvalidTableError
+        ``patient_id`` or both of ``study_date`` / ``day`` are missing, a metric is
+        missing or not numeric, or no default metric is present.
+    """
+    _require_columns(scores, ["patient_id"], "scores")
+    if "study_date" not in scores.columns and "day" not in scores.columns:
+        raise InvalidTableError(
+            f"scores table needs 'study_date' (ISO date) or 'day' (days since baseline); it has {list(scores.columns)}"
+        )
+    if metrics is None:
+        metrics = [m for m in default if m in scores.columns]
+        if not metrics:
+            raise InvalidTableError(
+                f"scores table has none of the default metrics {list(default)}; pass metrics=[...] "
+                f"naming numeric columns of {list(scores.columns)}"
+            )
+    else:
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        metrics = [str(m) for m in metrics]
+        if not metrics:
+            raise ValueError("metrics must name at least one column")
+        _require_columns(scores, metrics, "scores", "Pass metrics=[...] naming its numeric columns.")
+    for m in metrics:
+        if not pd.api.types.is_numeric_dtype(scores[m]) and pd.to_numeric(scores[m], errors="coerce").notna().sum() < scores[m].notna().sum():
+            raise InvalidTableError(f"scores column {m!r} is not numeric (e.g. {scores[m].dropna().iloc[0]!r})")
+    return list(metrics)
+
+
+def join_arms(scans: pd.DataFrame, arm_table: pd.DataFrame, baseline: str,
+              warn: list[dict[str, Any]]) -> pd.DataFrame:
+    """Join arms to the usable scans, recording every mismatch.
+
+    Marks (in ``scans["status"]``, in place) scans of patients without an arm and of
+    patients without a baseline scan; warns about arms-table patients and arms without
+    scans.
+
+    Returns
+    -------
+    DataFrame
+        The used scans with the arm and strata columns.
+    """
+    used = scans[scans["status"] == "used"]
+    with_arm = set(arm_table.loc[arm_table["arm"].notna(), "patient_id"])
+    for pid in sorted(set(used["patient_id"]) - with_arm):
+        _warn(warn, "no_arm", pid, None, f"patient {pid} has {int((used['patient_id'] == pid).sum())} scan(s) but no arm in the arms table")
+    scans.loc[(scans["status"] == "used") & ~scans["patient_id"].isin(with_arm), "status"] = "no_arm"
+    used = scans[scans["status"] == "used"]
+    for pid in sorted(with_arm - set(used["patient_id"])):
+        _warn(warn, "no_scans", pid, None, f"patient {pid} is in the arms table but has no usable scan")
+    arms_with_scans = set(arm_table.loc[arm_table["patient_id"].isin(set(used["patient_id"])), "arm"])
+    for arm in sorted(set(arm_table["arm"].dropna()) - arms_with_scans):
+        _warn(warn, "arm_without_scans", None, None, f"arm {arm!r} has no patient with usable scans")
+
+    has_base = set(used.loc[used["visit"] == baseline, "patient_id"])
+    for pid in sorted(set(used["patient_id"]) - has_base):
+        _warn(warn, "missing_baseline", pid, baseline, f"patient {pid} has no scan at baseline visit {baseline!r}")
+    scans.loc[(scans["status"] == "used") & ~scans["patient_id"].isin(has_base), "status"] = "missing_baseline"
+    used = scans[scans["status"] == "used"].merge(arm_table, on="patient_id", how="left")
+    return used
+
+
+def change_table(used: pd.DataFrame, metrics: Sequence[str], strata: Sequence[str], baseline: str,
+                 visit_order: Sequence[str], warn: list[dict[str, Any]]) -> pd.DataFrame:
+    """Long table: one row per patient × visit × metric with baseline, value and change.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id, arm, <strata>, visit, visit_order, day, metric, baseline, value,
+        change, relative_change_pct`` (the last NaN where the baseline is 0, with a
+        ``zero_baseline`` warning).
+    """
+    long = used.melt(
+        id_vars=["patient_id", "arm", *strata, "visit", "day"], value_vars=metrics,
+        var_name="metric", value_name="value",
+    )
+    long["value"] = pd.to_numeric(long["value"], errors="coerce").astype(float)
+    for row in long[long["value"].isna()].itertuples():
+        _warn(warn, "missing_value", row.patient_id, row.visit, f"{row.metric} is missing")
+    long = long[long["value"].notna()]
+    base = long[long["visit"] == baseline].set_index(["patient_id", "metric"])["value"].rename("baseline")
+    long = long.join(base, on=["patient_id", "metric"])
+    lost = long["baseline"].isna() & (long["visit"] != baseline)
+    for (pid, metric), _g in long[lost].groupby(["patient_id", "metric"]):
+        _warn(warn, "missing_value", pid, baseline, f"{metric} is missing at baseline: its follow-ups are not compared")
+    long = long[~lost]
+    long["change"] = long["value"] - long["baseline"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        long["relative_change_pct"] = np.where(long["baseline"] != 0, 100.0 * long["change"] / long["baseline"], np.nan)
+    zero = long[(long["baseline"] == 0) & (long["visit"] != baseline)]
+    for (pid, metric), _g in zero.groupby(["patient_id", "metric"]):
+        _warn(warn, "zero_baseline", pid, baseline, f"{metric} is 0 at baseline")
+    rank = {v: i for i, v in enumerate(visit_order)}
+    long["visit_order"] = long["visit"].map(rank).astype(int)
+    long = long.sort_values(["metric", "arm", "patient_id", "visit_order"], kind="stable").reset_index(drop=True)
+    changes = long[["patient_id", "arm", *strata, "visit", "visit_order", "day", "metric",
+                    "baseline", "value", "change", "relative_change_pct"]]
+    return changes
+
+
+def report_missing_visits(changes: pd.DataFrame, patients: pd.DataFrame, follow_visits: Sequence[str],
+                          warn: list[dict[str, Any]]) -> None:
+    """Warn for each patient with a baseline but no scan at a follow-up visit."""
+    for v in follow_visits:
+        seen = set(changes.loc[changes["visit"] == v, "patient_id"])
+        for pid in sorted(set(patients["patient_id"]) - seen):
+            _warn(warn, "missing_visit", pid, v, f"patient {pid} has no scan at visit {v!r}")

@@ -1,0 +1,63 @@
+"""End to end on the bundled sample trial: real reading, scoring, comparison and report.
+
+Two patients of ``sample_data/`` (one per arm, six scans: the most and the least severe
+courses) keep it fast; the full trial is what ``chestct demo`` runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from imaging.commands.demo import SAMPLE_DATA
+
+#: Percent-opacity tolerance against the phantom truth, percentage points (scores issue: ±2).
+TOLERANCE_PCT_POINTS = 2.0
+PATIENTS = ("P03", "P06")  # placebo, severe / MSC, mild
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    if not (SAMPLE_DATA / "studies").is_dir():
+        pytest.skip(f"sample trial absent: {SAMPLE_DATA} (python scripts/make_sample_data.py)")
+    from imaging.cli import main
+
+    base = tmp_path_factory.mktemp("demo")
+    data = base / "data"
+    for pid in PATIENTS:
+        shutil.copytree(SAMPLE_DATA / "studies" / pid, data / "studies" / pid)
+    for name in ("arms.csv", "truth.csv"):
+        table = pd.read_csv(SAMPLE_DATA / name, dtype=str)
+        table[table["patient_id"].isin(PATIENTS)].to_csv(data / name, index=False)
+    out = base / "out"
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["demo", "--data", str(data), "-o", str(out), "-j", "1", "--no-progress"])
+    return out, code, buffer.getvalue()
+
+
+def test_demo_scores_compares_and_ends_with_the_report(demo_run: tuple[Path, int, str]) -> None:
+    out, code, printed = demo_run
+    assert code == 0, printed
+    last = printed.strip().splitlines()[-1]
+    assert last.startswith("report: ") and Path(last[len("report: "):]).is_file()
+    scores = pd.read_csv(out / "scores.csv")
+    assert len(scores) == 6 and scores["error"].isna().all()
+    assert len(list(out.glob("scans/*/qc.png"))) == 6 and len(list(out.glob("scans/*/lungs.nii.gz"))) == 6
+
+
+def test_sample_trial_scores_match_the_truth_table(demo_run: tuple[Path, int, str]) -> None:
+    out, _, _ = demo_run
+    scores = pd.read_csv(out / "scores.csv", dtype={"series_uid": str})
+    truth = pd.read_csv(SAMPLE_DATA / "truth.csv", dtype={"series_uid": str})
+    merged = scores.merge(truth[["series_uid", "percent_opacity"]], on="series_uid", suffixes=("", "_truth"))
+    assert len(merged) == 6  # the chosen series are the ones the truth describes
+    error = (merged["percent_opacity"] - merged["percent_opacity_truth"]).abs()
+    assert error.max() <= TOLERANCE_PCT_POINTS, merged[["patient_id", "study_date", "percent_opacity",
+                                                        "percent_opacity_truth"]].to_string()

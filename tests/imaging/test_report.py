@@ -1,0 +1,146 @@
+"""imaging.report and ``chestct compare``: offline HTML, figures, tables, atomic writes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from imaging.cli import main
+from imaging.compare import MULTIPLICITY_NOTE, compare_arms
+from imaging.report import (
+    key_results,
+    methods_text,
+    plot_changes,
+    plot_responses,
+    plot_trajectories,
+    write_report,
+    write_text_atomic,
+)
+from tests.imaging.test_compare import VISITS, make_trial
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    scores, arms = make_trial(np.random.default_rng(12), n_per_arm=6, effect=-10)
+    return compare_arms(scores, arms, metrics=["percent_opacity", "severity_score_total"], visits=VISITS,
+                        rng=0, n_boot=500)
+
+
+def test_write_report_is_self_contained(comparison, tmp_path):
+    backend = matplotlib.rcParams["backend"]
+    path = write_report(comparison, tmp_path / "out")
+    assert matplotlib.rcParams["backend"] == backend  # no global backend change
+    assert path == tmp_path / "out" / "report.html"
+    text = path.read_text(encoding="utf-8")
+    # offline: no external resources at all
+    assert not re.search(r"(src|href)=['\"](?!data:)", text)
+    assert "http://" not in text and "https://" not in text
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
+    n_metrics = len(comparison.settings["metrics"])
+    assert len(images) == 2 * n_metrics + 1
+    assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
+    # the statements a reader needs
+    assert MULTIPLICITY_NOTE in text and "not adjusted for multiplicity" in text
+    assert "Methods" in text and "Hodges–Lehmann" in text and "statsmodels" in text
+    assert "fell by &gt;= 5 units" in text  # the response thresholds
+    # files beside it
+    out = tmp_path / "out"
+    assert {p.name for p in (out / "tables").iterdir()} == {f"{n}.csv" for n in comparison.TABLES}
+    assert len(list((out / "figures").glob("*.png"))) == 2 * n_metrics + 1
+    doc = json.loads((out / "comparison.json").read_text())
+    assert doc["settings"]["reference_arm"] == "placebo"
+    tests = pd.read_csv(out / "tables" / "tests.csv")
+    assert len(tests) == len(comparison.tests) and "p_unadjusted" in tests.columns
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_methods_and_key_results(comparison):
+    text = methods_text(comparison)
+    for word in ("day 7 ± 2", "Mann–Whitney", "Welch", "ANCOVA", "χ²", "Fisher", "mixed model",
+                 "500 resamples", "seed 0",
+                 "not adjusted for multiplicity", comparison.settings["software"]["scipy"]):
+        assert word in text, word
+    assert "{" not in text and "}" not in text  # every placeholder filled
+    kr = key_results(comparison)
+    assert len(kr) == 2 * len(comparison.settings["metrics"])
+    row = kr[(kr["visit"] == "day 21") & (kr["metric"] == "percent_opacity")].iloc[0]
+    hl = comparison.tests.query("stratum == 'all' and visit == 'day 21' and metric == 'percent_opacity' "
+                                "and test == 'hodges_lehmann'").iloc[0]
+    assert row["HL difference [CI]"].startswith(f"{hl['estimate']:.3g} [")
+    assert row["n"] == "6/6"
+
+
+def test_plots_return_agg_figures(comparison):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for fig in (plot_trajectories(comparison, "percent_opacity"), plot_changes(comparison, "percent_opacity"),
+                plot_responses(comparison)):
+        assert isinstance(fig.canvas, FigureCanvasAgg)
+        assert len(fig.axes) >= 1
+    assert len(plot_trajectories(comparison, "percent_opacity").axes) == 2  # one panel per arm
+    with pytest.raises(ValueError, match="was not compared"):
+        plot_changes(comparison, "lung_volume_ml")
+
+
+def test_report_with_one_patient_arm_and_warnings(tmp_path):
+    scores = pd.DataFrame({"patient_id": list("aabbcc") + ["z"], "day": [0, 7, 0, 7, 0, 7, 0],
+                           "percent_opacity": [20, 10, 30, 25, 25, 26, 5], "error": [""] * 6 + ["failed"]})
+    arms = pd.DataFrame({"patient_id": list("abc"), "arm": ["MSC", "placebo", "placebo"]})
+    res = compare_arms(scores, arms, rng=0)
+    text = write_report(res, tmp_path).read_text()
+    assert "failed_scan" in text and "too few patients" in text
+
+
+def test_write_text_atomic_replaces(tmp_path):
+    p = tmp_path / "a.txt"
+    write_text_atomic(p, "one")
+    write_text_atomic(p, "two")
+    assert p.read_text() == "two" and [x.name for x in tmp_path.iterdir()] == ["a.txt"]
+    assert p.stat().st_mode & 0o777 == 0o644
+
+
+def test_write_report_rejects_wrong_input(tmp_path, comparison):
+    with pytest.raises(TypeError, match="Comparison"):
+        write_report({"tests": []}, tmp_path)  # type: ignore[arg-type]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        write_report(comparison, tmp_path / "file")
+
+
+def test_cli_compare_csv_and_parquet(tmp_path, capsys):
+    scores, arms = make_trial(np.random.default_rng(3), n_per_arm=5, effect=-8)
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    arms.to_parquet(tmp_path / "arms.parquet")
+    rc = main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.parquet"), "-o", str(tmp_path / "rep"),
+               "--visit", "day 7=7:2", "--visit", "day 21=21:3", "--metric", "percent_opacity",
+               "--no-strata", "--n-boot", "300", "--absolute", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "HL difference" in out and "not adjusted for multiplicity" in out
+    assert (tmp_path / "rep" / "report.html").is_file()
+    doc = json.loads((tmp_path / "rep" / "comparison.json").read_text())
+    assert doc["settings"]["response_criteria"]["absolute"] == 4.0
+    assert doc["settings"]["strata"] == [] and doc["settings"]["seed"] == 0
+
+
+def test_cli_compare_errors(tmp_path, capsys):
+    scores, arms = make_trial(np.random.default_rng(3), n_per_arm=3)
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    arms.drop(columns="arm").to_csv(tmp_path / "arms.csv", index=False)
+    assert main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "nope.csv"), "-o", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.csv"), "-o", str(tmp_path / "r")]) == 2
+    assert "lacks column(s) ['arm']" in capsys.readouterr().err
+    (tmp_path / "arms.xlsx").write_text("x")
+    assert main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.xlsx"), "-o", str(tmp_path / "r")]) == 2
+    assert "unknown suffix" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compare", "s.csv", "a.csv", "-o", "r", "--visit", "day7"])

@@ -1,0 +1,161 @@
+"""Per-scan scores: known-truth chests, the flat row, not-a-chest handling, masks, real scans."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from imaging import constants as C
+from imaging.errors import NotAChestError
+from imaging.scores import HALVES, ZONES, ScanScore, save_masks, score_scan, severity_score, visual_score
+from imaging.volume import CTVolume, ScanInfo
+from tests.conftest import shared_path
+from tests.imaging.chest_toy import make_toy
+
+REQUIRED = [
+    "lung_volume_ml", "right_lung_volume_ml", "left_lung_volume_ml", "ggo_volume_ml",
+    "consolidation_volume_ml", "opacity_volume_ml", "percent_opacity", "percent_high_opacity",
+    "percent_ggo", "percent_consolidation", "severity_score_total", "visual_score_total",
+    "lung_hu_mean", "lung_hu_sd", "lung_hu_p10", "lung_hu_p50", "lung_hu_p90",
+    "density_percent_opacity", "opacity_method", "settings", "software_version", "quality_flags",
+    "patient_id", "study_date", "series_uid",
+    *[f"percent_opacity_{z}" for z in ZONES], *[f"severity_score_{z}" for z in ZONES],
+    *[f"visual_score_{z}" for z in ZONES], *[f"percent_opacity_{h}" for h in HALVES],
+    "aeration_percent_well_aerated", "density_band_percent_collapsed",
+]
+
+
+@pytest.fixture(scope="module")
+def toy_score():
+    toy = make_toy(rng=np.random.default_rng(5), ggo=True)
+    return toy, score_scan(toy.volume, opacity_method="density")
+
+
+def test_volumes_and_percents_match_truth(toy_score):
+    toy, s = toy_score
+    vox = toy.volume.voxel_volume_ml
+    truth_lung = np.count_nonzero(toy.lungs) * vox
+    assert s.lung_volume_ml == pytest.approx(truth_lung, rel=0.03)
+    assert s.right_lung_volume_ml + s.left_lung_volume_ml == pytest.approx(s.lung_volume_ml)
+    truth_po = 100 * np.count_nonzero(toy.lesions) / np.count_nonzero(toy.lungs)
+    truth_con = 100 * np.count_nonzero(toy.lesions == 2) / np.count_nonzero(toy.lungs)
+    assert s.percent_opacity == pytest.approx(truth_po, abs=0.5)
+    assert s.percent_consolidation == pytest.approx(truth_con, abs=0.3)
+    assert s.percent_high_opacity == pytest.approx(truth_con, abs=0.3)  # -20 HU >= -200
+    assert s.opacity_volume_ml == pytest.approx(s.ggo_volume_ml + s.consolidation_volume_ml)
+    assert s.opacity_method == "density" and s.density_percent_opacity == s.percent_opacity
+
+
+def test_zone_scores(toy_score):
+    _, s = toy_score
+    # the consolidation sits at mid-height of the right lung, the GGO in the left lung
+    assert s.percent_opacity_right_middle > 3 and s.percent_opacity_right_upper == 0
+    assert s.severity_score_right_middle == 1 and s.severity_score_right_upper == 0
+    assert s.severity_score_total == sum(getattr(s, f"severity_score_{z}") for z in ZONES)
+    assert 0 <= s.severity_score_total <= 24 and 0 <= s.visual_score_total <= 30
+    assert s.percent_opacity_right_dorsal > s.percent_opacity_right_ventral
+
+
+def test_as_dict_is_one_flat_row(toy_score):
+    _, s = toy_score
+    row = s.as_dict()
+    missing = [k for k in REQUIRED if k not in row]
+    assert not missing
+    assert all(not isinstance(v, (dict, list, tuple, np.ndarray)) for v in row.values())
+    settings = json.loads(row["settings"])
+    assert settings["ggo_min_hu"] == C.HU_GGO_MIN and settings["opacity_method"] == "density"
+    assert "thick_slices" in row["quality_flags"].split(";")
+    with pytest.raises(AttributeError):
+        s.percent_opacity_nowhere
+
+
+@pytest.mark.parametrize("pct,sev,vis", [(0, 0, 0), (0.5, 1, 1), (5, 1, 1), (5.5, 1, 2), (25, 1, 2),
+                                         (30, 2, 3), (50, 2, 3), (60, 3, 4), (76, 4, 5), (100, 4, 5)])
+def test_score_bands(pct, sev, vis):
+    assert severity_score(pct) == sev and visual_score(pct) == vis
+
+
+def test_score_bands_nan_and_range():
+    assert severity_score(float("nan")) is None
+    with pytest.raises(ValueError, match="percent must be within 0-100"):
+        visual_score(120)
+
+
+def test_not_a_chest_raises_or_flags_never_zero():
+    hu = np.full((10, 40, 40), 40, np.int16)
+    hu[:, :, :3] = -1000
+    v = CTVolume(hu, (2.0, 1.0, 1.0), info=ScanInfo(source="abdomen"))
+    with pytest.raises(NotAChestError, match="abdomen: no chest to score"):
+        score_scan(v)
+    s = score_scan(v, on_not_chest="flag")
+    assert "not_a_chest" in s.quality_flags
+    assert math.isnan(s.percent_opacity) and s.severity_score_total is None
+    assert math.isnan(s.as_dict()["percent_opacity_left_lower"])
+
+
+def test_option_checks():
+    v = CTVolume(np.zeros((4, 8, 8), np.int16), (1, 1, 1))
+    with pytest.raises(ValueError, match="opacity_method"):
+        score_scan(v, opacity_method="guess")
+    with pytest.raises(ValueError, match="on_not_chest"):
+        score_scan(v, on_not_chest="ignore")
+    with pytest.raises(ValueError, match="lung_labels shape"):
+        score_scan(v, lung_labels=np.zeros((2, 8, 8), np.uint8))
+    with pytest.raises(TypeError, match="volume_or_path"):
+        score_scan(42)
+
+
+def test_auto_uses_density_without_weights(monkeypatch):
+    import imaging.scores as scores
+
+    monkeypatch.setattr(scores, "model_available", lambda: False)
+    toy = make_toy(rng=np.random.default_rng(6))
+    assert score_scan(toy.volume).opacity_method == "density"
+
+
+def test_given_lung_labels_and_masks_saved_in_input_geometry(tmp_path):
+    sitk = pytest.importorskip("SimpleITK")
+    toy = make_toy(rng=np.random.default_rng(7))
+    direction = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, -1]])  # rows/columns swapped, z flipped
+    v = CTVolume(toy.volume.hu, toy.volume.spacing_mm, (10.0, -20.0, 30.0), direction,
+                 info=ScanInfo(series_uid="1.2.3"))
+    s = score_scan(v, lung_labels=toy.lungs, opacity_method="density", mask_dir=tmp_path)
+    assert s.lung_method == "given"
+    path = tmp_path / "1.2.3_lungs.nii.gz"
+    img = sitk.ReadImage(str(path))
+    assert sitk.GetArrayFromImage(img).shape == v.shape
+    assert (sitk.GetArrayFromImage(img) == toy.lungs).all()
+    assert np.allclose(img.GetOrigin(), v.origin_mm) and np.allclose(img.GetDirection(), direction.ravel())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.2.3_lungs.nii.gz", "1.2.3_opacity.nii.gz",
+                                                          "1.2.3_zones.nii.gz"]
+    with pytest.raises(ValueError, match="mask 'x' has shape"):
+        save_masks(v, {"x": np.zeros((1, 2, 3))}, tmp_path)
+
+
+def test_phantom_percent_opacity_low_severity():
+    from imaging.phantom import make_phantom
+
+    p = make_phantom(percent_opacity=0.0, rng=np.random.default_rng(21))
+    s = score_scan(p.volume, opacity_method="density")
+    assert s.percent_opacity < 2.0  # measured 1.4 % (phantom vessels near the hilum)
+    assert isinstance(s, ScanScore) and "not_a_chest" not in s.quality_flags
+
+
+def test_lidc_healthy_chest():
+    from imaging.io import load_scan
+
+    folder = shared_path("lidc_idri_0001")
+    series = [p for p in folder.rglob("*") if p.is_dir() and any(p.glob("*.dcm"))]
+    s = score_scan(load_scan(series[0]), opacity_method="density")
+    assert 2500 <= s.lung_volume_ml <= 8000
+    assert s.percent_opacity < 1.0
+    assert "contrast_suspected" in s.quality_flags  # enhanced aorta / heart in this study
+    assert "implausible_lung_volume" not in s.quality_flags
+
+
+def test_abdomen_is_not_a_chest():
+    with pytest.raises(NotAChestError):
+        score_scan(shared_path("dicom_variants", "jpeg2000_abdomen"))

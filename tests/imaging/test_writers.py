@@ -1,0 +1,163 @@
+"""DICOM and NIfTI writers: valid headers, identical voxels and geometry on reading back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, RLELossless
+
+import imaging
+from imaging.phantom import make_phantom
+from imaging.volume import CTVolume
+from imaging.writers import write_dicom_series, write_localizer, write_nifti
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(shape=(24, 40, 48), spacing_mm=(10.0, 8.0, 7.5), percent_opacity=20.0,
+                        rng=np.random.default_rng(0))
+
+
+def _assert_same_volume(a: CTVolume, b: CTVolume) -> None:
+    assert a.hu.dtype == b.hu.dtype == np.int16
+    assert np.array_equal(a.hu, b.hu)
+    assert np.allclose(a.spacing_mm, b.spacing_mm, atol=1e-5)
+    assert np.allclose(a.origin_mm, b.origin_mm, atol=1e-4)
+    assert np.allclose(a.direction, b.direction, atol=1e-6)
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, JPEG2000Lossless])
+def test_round_trip_through_load_scan(phantom, tmp_path: Path, syntax: str) -> None:
+    files = write_dicom_series(phantom.volume, tmp_path / "s", patient_id="P01", transfer_syntax=syntax)
+    assert [f.name for f in files[:2]] == ["0001.dcm", "0002.dcm"] and len(files) == 24
+    back = imaging.load_scan(tmp_path / "s")
+    _assert_same_volume(back, phantom.volume)
+    assert back.info.patient_id == "P01"
+    assert back.info.transfer_syntax == syntax
+
+
+def test_round_trip_through_simpleitk(phantom, tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    write_dicom_series(phantom.volume, tmp_path / "s", patient_id="P01")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path / "s")))
+    image = reader.Execute()
+    back = CTVolume.from_sitk(image)
+    assert np.array_equal(back.hu.astype(np.int16), phantom.volume.hu)
+    assert np.allclose(back.origin_mm, phantom.volume.origin_mm, atol=1e-4)
+    assert np.allclose(back.spacing_mm, phantom.volume.spacing_mm, atol=1e-5)
+
+
+@pytest.mark.parametrize("direction", [np.diag([-1.0, 1.0, 1.0]), np.diag([1.0, -1.0, -1.0])])
+def test_non_canonical_geometry_reads_back_as_its_canonical_form(tmp_path: Path, direction: np.ndarray) -> None:
+    rng = np.random.default_rng(1)
+    v = CTVolume(rng.integers(-1000, 400, (6, 10, 12)).astype(np.int16), (2.5, 0.8, 0.7), (12.0, -40.0, 300.0), direction)
+    write_dicom_series(v, tmp_path / "s", patient_id="X")
+    _assert_same_volume(imaging.load_scan(tmp_path / "s"), v.canonical())
+
+
+def test_headers_are_ct_image_storage_with_expected_values(phantom, tmp_path: Path) -> None:
+    files = write_dicom_series(phantom.volume, tmp_path / "s", patient_id="P07", study_date="2020-03-05",
+                               series_number=3, series_description="CHEST 5.0", kernel="B30f", transfer_syntax=JPEG2000Lossless)
+    ds = pydicom.dcmread(files[5])
+    assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert ds.file_meta.TransferSyntaxUID == JPEG2000Lossless
+    assert ds.Modality == "CT" and ds.PatientID == "P07" and ds.StudyDate == "20200305"
+    assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"]
+    assert float(ds.RescaleIntercept) == -1024 and float(ds.RescaleSlope) == 1
+    assert ds.ConvolutionKernel == "B30f" and ds.SeriesNumber == 3 and ds.InstanceNumber == 6
+    assert [float(x) for x in ds.PixelSpacing] == [8.0, 7.5] and float(ds.SliceThickness) == 10.0
+    assert [float(x) for x in ds.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
+    assert np.allclose([float(x) for x in ds.ImagePositionPatient], phantom.volume.index_to_lps([5, 0, 0]))
+    assert ds.PatientName == "" and "PatientBirthDate" in ds and ds.PatientBirthDate == ""
+    hu = ds.pixel_array.astype(np.int32) + int(ds.RescaleIntercept)
+    assert np.array_equal(hu, phantom.volume.hu[5])
+    pydicom.dcmread(files[0], force=False)  # a proper Part 10 file with preamble
+
+
+def test_uids_deterministic_and_distinct(phantom, tmp_path: Path) -> None:
+    def uids(folder: Path, **kw) -> tuple[str, str, str]:
+        files = write_dicom_series(phantom.volume, folder, patient_id=kw.pop("patient_id", "P01"), **kw)
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+        return ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+    a = uids(tmp_path / "a")
+    assert uids(tmp_path / "b") == a
+    assert uids(tmp_path / "c", patient_id="P02")[0] != a[0]
+    assert uids(tmp_path / "d", series_number=2)[1] != a[1]
+    r1 = uids(tmp_path / "e", rng=np.random.default_rng(5))
+    assert uids(tmp_path / "f", rng=np.random.default_rng(5)) == r1 and r1 != a
+    files = sorted((tmp_path / "a").glob("*.dcm"))
+    sop = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
+    assert len(sop) == len(files)
+
+
+def test_out_of_range_hu_is_clipped(tmp_path: Path) -> None:
+    v = CTVolume(np.array([[[-3000, -1024, 0, 3071, 4000]]] * 3, dtype=np.int16).reshape(3, 1, 5), (1.0, 1.0, 1.0))
+    write_dicom_series(v, tmp_path / "s", patient_id="X")
+    back = imaging.load_scan(tmp_path / "s")
+    assert back.hu[0, 0].tolist() == [-1024, -1024, 0, 3071, 3071]
+
+
+def test_float_hu_is_rounded(tmp_path: Path) -> None:
+    v = CTVolume(np.full((3, 4, 4), -500.6, np.float32), (1.0, 1.0, 1.0))
+    write_dicom_series(v, tmp_path / "s", patient_id="X")
+    assert np.all(imaging.load_scan(tmp_path / "s").hu == -501)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(transfer_syntax="1.2.840.10008.1.2.4.50"), "transfer_syntax"),
+        (dict(study_date="05/03/2020"), "study_date"),
+        (dict(patient_id=""), "patient_id"),
+        (dict(series_number=-1), "series_number"),
+    ],
+)
+def test_bad_arguments_are_refused(phantom, tmp_path: Path, kwargs: dict, match: str) -> None:
+    args = dict(patient_id="P01")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        write_dicom_series(phantom.volume, tmp_path / "s", **args)
+    with pytest.raises(ValueError, match="CTVolume"):
+        write_dicom_series(phantom.volume.hu, tmp_path / "s", patient_id="P01")  # type: ignore[arg-type]
+
+
+def test_localizer_is_passed_over_by_the_series_chooser(phantom, tmp_path: Path) -> None:
+    study = "1.2.826.0.1.3680043.8.498.1"
+    write_localizer(phantom.volume, tmp_path / "loc", patient_id="P01", study_uid=study)
+    write_dicom_series(phantom.volume, tmp_path / "ax", patient_id="P01", study_uid=study)
+    ds = pydicom.dcmread(tmp_path / "loc" / "0001.dcm")
+    assert "LOCALIZER" in ds.ImageType and ds.Rows == 24 and ds.Columns == 48
+    catalog = imaging.find_series(tmp_path)
+    (selection,) = catalog.studies
+    assert selection.chosen is not None and selection.chosen.n_slices == 24
+    assert any("localizer" in reason for reason in selection.reasons.values())
+
+
+def test_nifti_volume_and_mask_round_trip(phantom, tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    p = write_nifti(phantom.volume, tmp_path / "ct.nii.gz")
+    back = CTVolume.from_sitk(sitk.ReadImage(str(p)))
+    _assert_same_volume(back, phantom.volume)
+    m = write_nifti(phantom.lungs, tmp_path / "lungs.nii", reference=phantom.volume)
+    mask = sitk.ReadImage(str(m))
+    assert mask.GetPixelIDTypeAsString() == "8-bit unsigned integer"
+    assert np.array_equal(sitk.GetArrayFromImage(mask), phantom.lungs)
+    assert np.allclose(mask.GetOrigin(), phantom.volume.origin_mm)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ct.nii.gz", "lungs.nii"]
+
+
+def test_nifti_arguments_checked(phantom, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reference"):
+        write_nifti(phantom.lungs, tmp_path / "m.nii.gz")
+    with pytest.raises(ValueError, match="shape"):
+        write_nifti(phantom.lungs[:-1], tmp_path / "m.nii.gz", reference=phantom.volume)
+    with pytest.raises(ValueError, match=r"\.nii"):
+        write_nifti(phantom.volume, tmp_path / "m.nrrd")

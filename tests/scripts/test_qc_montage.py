@@ -1,0 +1,45 @@
+"""The QC montage script renders PNGs for phantoms and for DICOM series."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("qc_montage", REPO / "scripts" / "qc_montage.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["qc_montage"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+qc = _load()
+
+
+def test_phantom_montage_png(tmp_path: Path) -> None:
+    out = tmp_path / "p.png"
+    assert qc.main(["--phantom", "20", "--shape", "24", "48", "48", "--spacing", "12", "7", "7", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]
+
+
+def test_dicom_folder_montages(tmp_path: Path) -> None:
+    from imaging.phantom import make_phantom
+    from imaging.writers import write_dicom_series
+
+    p = make_phantom(shape=(24, 48, 48), spacing_mm=(12.0, 7.0, 7.0), rng=np.random.default_rng(0))
+    write_dicom_series(p.volume, tmp_path / "in" / "study" / "series", patient_id="P01")
+    assert qc.main([str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 0
+    pngs = list((tmp_path / "out").glob("*.png"))
+    assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
+
+
+def test_missing_input_is_an_error(tmp_path: Path, capsys) -> None:
+    assert qc.main([str(tmp_path / "nothing"), "-o", str(tmp_path / "o.png")]) == 1
+    assert "qc_montage:" in capsys.readouterr().err
