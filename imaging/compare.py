@@ -18,7 +18,8 @@ median difference, Welch's t, ANCOVA on baseline), the response categories (Pear
 is repeated within each stratum.  **P-values are not adjusted for multiplicity.**
 
 Table checks, visit assignment and the join live in :mod:`imaging.trial_tables`, the
-statistics in :mod:`imaging.stats`, plots and the HTML report in :mod:`imaging.report`.  The approach follows the published MSC trials: change in
+statistics in :mod:`imaging.stats`, plots and the HTML report in :mod:`imaging.report`.
+The approach follows the published MSC trials: change in
 lesion percentage as a median difference with 95 % CI (Shi et al., Signal Transduct
 Target Ther 2021), CT scores by Mann-Whitney (Shu et al., Stem Cell Res Ther 2020),
 categorical response per visit by χ² (Zhu et al., Cell Research 2021).

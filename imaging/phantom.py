@@ -476,7 +476,9 @@ def make_phantom(
     Raises
     ------
     ValueError
-        On a bad shape, spacing, percent or fraction.
+        On a bad shape, spacing, percent, fraction or noise level.
+    TypeError
+        When ``rng`` is not a :class:`numpy.random.Generator`.
 
     Examples
     --------

@@ -337,7 +337,8 @@ def check_scores(scores: pd.DataFrame, metrics: Sequence[str] | str | None,
             raise ValueError("metrics must name at least one column")
         _require_columns(scores, metrics, "scores", "Pass metrics=[...] naming its numeric columns.")
     for m in metrics:
-        if not pd.api.types.is_numeric_dtype(scores[m]) and pd.to_numeric(scores[m], errors="coerce").notna().sum() < scores[m].notna().sum():
+        numeric = pd.to_numeric(scores[m], errors="coerce")
+        if not pd.api.types.is_numeric_dtype(scores[m]) and numeric.notna().sum() < scores[m].notna().sum():
             raise InvalidTableError(f"scores column {m!r} is not numeric (e.g. {scores[m].dropna().iloc[0]!r})")
     return list(metrics)
 
@@ -358,7 +359,8 @@ def join_arms(scans: pd.DataFrame, arm_table: pd.DataFrame, baseline: str,
     used = scans[scans["status"] == "used"]
     with_arm = set(arm_table.loc[arm_table["arm"].notna(), "patient_id"])
     for pid in sorted(set(used["patient_id"]) - with_arm):
-        _warn(warn, "no_arm", pid, None, f"patient {pid} has {int((used['patient_id'] == pid).sum())} scan(s) but no arm in the arms table")
+        n_scans = int((used["patient_id"] == pid).sum())
+        _warn(warn, "no_arm", pid, None, f"patient {pid} has {n_scans} scan(s) but no arm in the arms table")
     scans.loc[(scans["status"] == "used") & ~scans["patient_id"].isin(with_arm), "status"] = "no_arm"
     used = scans[scans["status"] == "used"]
     for pid in sorted(with_arm - set(used["patient_id"])):
