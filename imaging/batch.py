@@ -13,7 +13,7 @@
    (:class:`concurrent.futures.ProcessPoolExecutor`, spawn start method), on a
    ``dask.distributed`` cluster (``scheduler="tcp://HOST:PORT"`` or ``"local"``), or in
    the calling process when ``workers=1``.
-3. Each finished task leaves ``OUT/results/<key>.json``; the key hashes the series UID,
+3. Each finished task leaves ``OUT/results/<key>.json``; the key hashes the study and series UIDs,
    the scoring settings and the software version (incl. the model weights), so a rerun
    skips what is done and rescoring happens exactly when settings or software changed.
 4. ``OUT/scores.csv`` and ``OUT/scores.parquet`` (one row per study: its scores, or the
@@ -742,7 +742,9 @@ def score_studies(
             uid = study.chosen.series_uid
             rel = f"scans/{_safe_name(uid)}"
             tasks.append(_Task(
-                key=result_key(uid, settings_hash=s_hash, software_version=version), series=study.chosen,
+                # the study UID is part of the identity: broken exports reuse series UIDs across studies
+                key=result_key(f"{study.study_uid}/{uid}", settings_hash=s_hash, software_version=version),
+                series=study.chosen,
                 scorer=s_name, options=options, scan_dir=None if out_path is None else str(out_path / rel),
                 rel_dir=rel, artifacts=wanted if out_path is not None else (),
                 seg_patient_id=pseudonym(study.chosen.patient_id) if key is not None else None,
@@ -866,7 +868,7 @@ def _assemble(catalog: Any, tasks: Sequence[_Task], records: Mapping[str, Mappin
     """The scores table, in catalogue order, from stored records (deterministic)."""
     import pandas as pd
 
-    by_uid = {t.series.series_uid: t for t in tasks}
+    by_study = {t.series.study_uid: t for t in tasks}
     rows: list[dict[str, Any]] = []
     columns: list[str] = list(ID_COLUMNS)
     for study in catalog.studies:
@@ -876,7 +878,7 @@ def _assemble(catalog: Any, tasks: Sequence[_Task], records: Mapping[str, Mappin
             why = "; ".join(f"{uid}: {reason}" for uid, reason in study.reasons.items()) or "no image series"
             row.update(series_uid=None, error=scrub(f"no series to score in this study ({why})"))
         else:
-            task = by_uid[study.chosen.series_uid]
+            task = by_study[study.chosen.study_uid]
             record = records.get(task.key)
             row["series_uid"] = study.chosen.series_uid
             if record is None:

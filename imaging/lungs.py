@@ -478,14 +478,14 @@ def _classical_canonical(hu: np.ndarray, spacing: Sequence[float], *, threshold_
     if ids.size == 0:
         return np.zeros(hu.shape, dtype=np.uint8)
     # bowel gas: a component lying wholly below the top of the largest component's lower
-    # third and almost pure gas (mean < -950 HU) is not lung
+    # third and almost pure gas (mean < HU_GAS_MAX) is not lung
     largest = int(np.argmax(sizes))
     objs = ndi.find_objects(lab)
     zl = objs[largest - 1][0]
     z_low_third = zl.start + (zl.stop - zl.start) / 3.0
     means = ndi.mean(low, lab, ids)
     keep_ids = [int(i) for i, mu in zip(ids, means)
-                if i == largest or not (objs[i - 1][0].stop <= z_low_third and mu < -950.0)]
+                if i == largest or not (objs[i - 1][0].stop <= z_low_third and mu < C.HU_GAS_MAX)]
     cand = np.isin(lab, keep_ids)
     seed = _find_trachea(cand, body, ls)
     if seed is not None:

@@ -208,7 +208,7 @@ def _model_opacity(volume: CTVolume) -> np.ndarray:
 
 
 def _contrast_median_hu(hu: np.ndarray, labels: np.ndarray, volume: CTVolume) -> float:
-    """Median HU of mediastinal soft tissue (between the lungs, -50..600 HU) over the
+    """Median HU of mediastinal soft tissue (between the lungs, HU_MEDIASTINUM_WINDOW) over the
     middle third of the lungs' height, canonical axial slices; NaN when not measurable."""
     import cv2
 
@@ -229,7 +229,8 @@ def _contrast_median_hu(hu: np.ndarray, labels: np.ndarray, volume: CTVolume) ->
         cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
         region = hull.astype(bool) & ~lungs.astype(bool)
         v = h[z][region]
-        values.append(v[(v > -50) & (v < 600)])
+        lo, hi = C.HU_MEDIASTINUM_WINDOW
+        values.append(v[(v > lo) & (v < hi)])
     allv = np.concatenate(values) if values else np.array([])
     return float(np.median(allv)) if allv.size > 100 else float("nan")
 

@@ -38,6 +38,8 @@ __all__ = [
     "DEFAULT_WEIGHTS",
     "load_model",
     "predict_classes",
+    "lesion_threshold",
+    "iter_probabilities",
     "segment_opacity",
     "predict_lungs_and_opacity",
     "split_lesion_by_density",
@@ -132,6 +134,15 @@ def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> t
     return arr, spacing_yx
 
 
+def lesion_threshold(model: "torch.nn.Module") -> float:
+    """The lesion decision threshold recorded with the weights (default 0.5).
+
+    A lung pixel is lesion when ``p(lesion) / (p(lung) + p(lesion))`` reaches it.
+    """
+    info = getattr(model, "checkpoint_info", {}) or {}
+    return float(info.get("inference", {}).get("lesion_threshold", 0.5))
+
+
 def predict_classes(
     array: np.ndarray,
     *,
@@ -139,6 +150,7 @@ def predict_classes(
     spacing_mm: Sequence[float] | None = None,
     model: "torch.nn.Module | None" = None,
     batch_size: int = 16,
+    lesion_min_prob: float | None = None,
 ) -> np.ndarray:
     """Per-voxel network classes: 0 background, 1 lung without lesion, 2 lesion.
 
@@ -154,36 +166,71 @@ def predict_classes(
         None: :func:`load_model` ().
     batch_size : int
         Slices per forward pass.
+    lesion_min_prob : float in (0, 1) or None
+        Lesion threshold on the conditional probability ``p(lesion | lung)``; None: the
+        value recorded with the weights (:func:`lesion_threshold`).
 
     Returns
     -------
     uint8 ndarray, same shape as ``array``
-    """
-    import torch
-    from torch.nn import functional as F
 
+    Notes
+    -----
+    The logits are cropped to the slice's place in the 256 x 256 square, resized
+    bilinearly to the slice size and turned into probabilities ``p0, p1, p2``. Lung:
+    ``p1 + p2 >= 0.5``; lesion: lung and ``p2 / (p1 + p2) >= lesion_min_prob``.
+    """
     arr, spacing_yx = _check_input(array, kind, spacing_mm)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     net = load_model() if model is None else model
-    dev = next(net.parameters()).device
+    t_les = lesion_threshold(net) if lesion_min_prob is None else float(lesion_min_prob)
+    if not 0.0 < t_les < 1.0:
+        raise ValueError(f"lesion_min_prob must be in (0, 1), got {lesion_min_prob!r}")
     slices = arr[None] if arr.ndim == 2 else arr
-    ny, nx = slices.shape[-2:]
-    (h, w), (top, left) = square_geometry((ny, nx), spacing_yx)
     out = np.empty(slices.shape, dtype=np.uint8)
+    for s, p_lung, q_lesion in iter_probabilities(slices, kind=kind, spacing_yx_mm=spacing_yx,
+                                                  model=net, batch_size=batch_size):
+        lung = p_lung >= 0.5
+        out[s:s + len(p_lung)] = lung.astype(np.uint8) + (lung & (q_lesion >= t_les))
+    return out[0] if arr.ndim == 2 else out
+
+
+def iter_probabilities(
+    slices: np.ndarray,
+    *,
+    kind: str,
+    spacing_yx_mm: tuple[float, float] | None,
+    model: "torch.nn.Module",
+    batch_size: int = 16,
+):
+    """Yield ``(start, p_lung, q_lesion)`` per batch of slices (checked input).
+
+    ``p_lung = p1 + p2`` and ``q_lesion = p2 / (p1 + p2)`` are (B, Y, X) float32 arrays in
+    the slices' own size: logits are cropped to the slice's place in the 256 x 256
+    square and resized bilinearly before the softmax.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    dev = next(model.parameters()).device
+    ny, nx = slices.shape[-2:]
+    (h, w), (top, left) = square_geometry((ny, nx), spacing_yx_mm)
     with torch.inference_mode():
         for s in range(0, len(slices), batch_size):
             chunk = slices[s:s + batch_size]
             if kind == "hu":
-                disp = hu_to_display(chunk, spacing_yx_mm=spacing_yx)
+                disp = hu_to_display(chunk, spacing_yx_mm=spacing_yx_mm)
             else:
-                disp = display_to_input(chunk, spacing_yx_mm=spacing_yx)
+                disp = display_to_input(chunk, spacing_yx_mm=spacing_yx_mm)
             x = torch.from_numpy(disp.astype(np.float32) / 255.0)[:, None].to(dev)
-            logits = net(x)[:, :, top:top + h, left:left + w]
+            logits = model(x)[:, :, top:top + h, left:left + w]
             if (h, w) != (ny, nx):
                 logits = F.interpolate(logits, size=(ny, nx), mode="bilinear", align_corners=False)
-            out[s:s + len(chunk)] = logits.argmax(1).to(torch.uint8).cpu().numpy()
-    return out[0] if arr.ndim == 2 else out
+            prob = logits.softmax(1)
+            p_lung = prob[:, 1] + prob[:, 2]
+            q = prob[:, 2] / p_lung.clamp_min(1e-6)
+            yield s, p_lung.cpu().numpy(), q.cpu().numpy()
 
 
 def split_lesion_by_density(

@@ -146,6 +146,7 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -361,3 +362,87 @@ def _checkpoint(net, config, blocks, train_b, val_b, step, t0, history, syn_sour
             "final": final,
         },
     }
+
+
+#: Thresholds tried by :func:`calibrate_lesion_threshold`.
+THRESHOLD_GRID: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+#: Largest opacity, % of lung, allowed on healthy phantoms when calibrating.
+HEALTHY_MAX_PCT: float = 0.5
+
+
+def calibrate_lesion_threshold(
+    checkpoint: str | Path,
+    *,
+    data_root: str | Path = "../shared/data/covid19_ct_slices",
+    n_train_slices: int = 240,
+    phantom_seeds: tuple[int, ...] = (201, 202, 203, 204),
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Choose the lesion threshold from TRAINING data and healthy phantoms; store it.
+
+    Rule (fixed before looking at any validation result): among
+    :data:`THRESHOLD_GRID`, keep the thresholds whose predicted opacity on healthy
+    phantoms (``phantom_seeds``, 60 x 256 x 256 at 5 x 1.4 x 1.4 mm, not used in
+    training or evaluation) stays under :data:`HEALTHY_MAX_PCT` % of the lungs, and
+    pick the one with the best infection Dice on ``n_train_slices`` evenly spaced slices
+    of the training blocks. When none qualifies, the largest threshold is taken. The
+    held-out COVID scans and the LIDC scan are not used.
+
+    Parameters
+    ----------
+    checkpoint : path
+        Checkpoint written by :func:`train`; rewritten atomically with
+        ``checkpoint["inference"] = {"lesion_threshold": t, "calibration": ...}``.
+
+    Returns
+    -------
+    dict
+        The ``inference`` entry written.
+    """
+    import torch
+
+    from imaging.phantom import make_phantom
+    from models.inference import iter_probabilities, load_model
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    net = load_model(checkpoint)
+    info = ckpt["training"]
+    blocks = [tuple(b) for b in info["blocks"]]
+    tr = block_indices(blocks, info["train_blocks"])
+    pick = tr[np.linspace(0, len(tr) - 1, n_train_slices).round().astype(int)]
+    data = load_covid_slices(data_root)
+    images, inf = data.images[pick], data.infection[pick]
+    phantoms = [make_phantom(shape=(60, 256, 256), spacing_mm=(5.0, 1.4, 1.4),
+                             percent_opacity=0.0, rng=np.random.default_rng(s))
+                for s in phantom_seeds]
+    def probs(arr, kind, spacing_yx):
+        pl, q = [], []
+        for _, p_lung, q_lesion in iter_probabilities(arr, kind=kind, spacing_yx_mm=spacing_yx,
+                                                      model=net):
+            pl.append(p_lung >= 0.5)
+            q.append(q_lesion)
+        return np.concatenate(pl), np.concatenate(q)
+
+    train_lung, train_q = probs(images, "display", None)
+    ph_probs = [probs(np.asarray(ph.volume.hu), "hu", tuple(ph.volume.spacing_mm[1:]))
+                for ph in phantoms]
+    rows = []
+    for t in THRESHOLD_GRID:
+        dice = _dice(train_lung & (train_q >= t), inf)
+        healthy = [100.0 * (lu & (q >= t)).sum() / max(1, lu.sum()) for lu, q in ph_probs]
+        rows.append({"threshold": t, "train_infection_dice": round(dice, 4),
+                     "healthy_phantom_opacity_pct": round(float(np.mean(healthy)), 3)})
+        log(json.dumps(rows[-1]))
+    ok = [r for r in rows if r["healthy_phantom_opacity_pct"] < HEALTHY_MAX_PCT]
+    best = max(ok, key=lambda r: r["train_infection_dice"]) if ok else rows[-1]
+    entry = {"lesion_threshold": best["threshold"],
+             "calibration": {"rule": f"best train-block infection Dice with healthy-phantom "
+                                     f"opacity < {HEALTHY_MAX_PCT} %",
+                             "train_slices": int(n_train_slices),
+                             "phantom_seeds": list(phantom_seeds), "grid": rows}}
+    ckpt["inference"] = entry
+    save_checkpoint(ckpt, checkpoint)
+    from models import inference
+
+    inference._CACHE.clear()
+    return entry

@@ -4,6 +4,10 @@ Usage::
 
     python scripts/train_opacity.py --minutes 40            # the shipped run (2 CPU cores)
     python scripts/train_opacity.py --steps 200 --out runs/smoke.pt   # fixed-length run
+    python scripts/train_opacity.py --calibrate-only   # re-choose the lesion threshold
+
+After training, the lesion threshold is calibrated on training-block slices and healthy
+phantoms (models.train.calibrate_lesion_threshold) and stored in the checkpoint.
 """
 
 from __future__ import annotations
@@ -31,9 +35,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=20260426)
     parser.add_argument("--limit", type=int, default=None, help="first N covid slices only")
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="only choose the lesion threshold of the checkpoint --out")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="skip the lesion-threshold calibration after training")
     args = parser.parse_args(argv)
 
-    from models.train import TrainConfig, train
+    import torch
+
+    from models.train import TrainConfig, calibrate_lesion_threshold, train
+
+    torch.set_num_threads(args.threads)
+    if args.calibrate_only:
+        try:
+            entry = calibrate_lesion_threshold(args.out, data_root=args.data_root)
+        except (FileNotFoundError, OSError, ValueError, ImportError) as exc:
+            print(f"train_opacity: {exc}", file=sys.stderr)
+            return 1
+        print(f"lesion_threshold {entry['lesion_threshold']} written to {args.out}")
+        return 0
 
     config = TrainConfig(
         data_root=args.data_root, out=args.out, log=args.log, minutes=args.minutes,
@@ -45,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         summary = train(config, log=lambda line: print(line, flush=True))
-    except (FileNotFoundError, OSError, ValueError) as exc:
+        if not args.no_calibrate:
+            summary["inference"] = calibrate_lesion_threshold(args.out, data_root=args.data_root)
+    except (FileNotFoundError, OSError, ValueError, ImportError) as exc:
         print(f"train_opacity: {exc}", file=sys.stderr)
         return 1
     print(summary, flush=True)

@@ -167,3 +167,12 @@ def interrupting_scorer(volume: Any, **options: Any) -> ToyScore:
         os.remove(marker)
         raise KeyboardInterrupt
     return toy_scorer(volume, **options)
+
+
+def worker_killing_scorer(volume: Any, **options: Any) -> ToyScore:
+    """:func:`toy_scorer` whose process is killed (as by the out-of-memory killer) on ``PID-001``."""
+    if volume.info.patient_id == "PID-001":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    return toy_scorer(volume, **options)

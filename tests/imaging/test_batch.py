@@ -225,3 +225,18 @@ def test_arguments_are_checked(tmp_path: Path) -> None:
     table = score_studies(root, rules=RULES, scorer=toy_scorer, progress=False)  # no OUT: nothing written
     assert len(table) == 1 and table["error"].isna().all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_worker_killed_by_the_system_fails_only_its_own_scan(tmp_path: Path) -> None:
+    from tests.imaging.batch_helpers import worker_killing_scorer
+
+    root = _tree(tmp_path / "in", n_patients=3)
+    table = score_studies(root, out=tmp_path / "out", workers=2, rules=RULES, scorer=worker_killing_scorer,
+                          progress=False, qc=False, masks=False)
+    errors = table.set_index("patient_id")["error"]
+    assert errors["PID-001"].startswith("worker process died") and errors.drop("PID-001").isna().all()
+    # the lost scan is stored as transient, not as done: the next run tries it again
+    from imaging.outputs import ResultStore
+
+    records = [ResultStore(tmp_path / "out" / "results").get(p.stem) for p in (tmp_path / "out" / "results").iterdir()]
+    assert sorted(bool(r.get("transient")) for r in records) == [False, False, True]

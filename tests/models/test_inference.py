@@ -18,7 +18,7 @@ def net():
     return load_model()
 
 
-def _phantom(percent: float, seed: int, shape=(6, 128, 128), spacing=(10.0, 2.8, 2.8)):
+def _phantom(percent: float, seed: int, shape=(8, 256, 256), spacing=(30.0, 1.4, 1.4)):
     phantom = pytest.importorskip("imaging.phantom")
     return phantom.make_phantom(shape=shape, spacing_mm=spacing, percent_opacity=percent,
                                 rng=np.random.default_rng(seed))
