@@ -43,6 +43,12 @@ __all__ = [
     "LUNG_REPAIR_DORSAL_MEDIAL_FRACTION",
     "LUNG_REPAIR_GROW_MM",
     "HU_REPAIR_GROW_BAND",
+    "HU_ENVELOPE_GGO_BAND",
+    "LUNG_ENVELOPE_GROW_MM",
+    "LUNG_ENVELOPE_CAGE_MARGIN_MM",
+    "LUNG_ENVELOPE_BRIDGE_MM",
+    "LUNG_ENVELOPE_MIN_THICKNESS_MM",
+    "LUNG_ENVELOPE_MIN_ML",
     "VESSEL_REGROW_MM",
     "HU_GAS_MAX",
     "HU_MEDIASTINUM_WINDOW",
@@ -179,6 +185,25 @@ LUNG_REPAIR_GROW_MM: float = 15.0
 #: Consolidation-like HU band for that growth: above subcutaneous/extrapleural fat
 #: (-100 HU) and below muscle (40-60 HU), so the growth stops at the chest wall.
 HU_REPAIR_GROW_BAND: tuple[float, float] = (-60.0, 20.0)
+
+#: Envelope repair (imaging.lungs, step 6): disease between the aerated lung and the
+#: rib cage.  Dense ground-glass above the lung threshold and below fat (GGO -700..-300
+#: HU, Chaganti et al., Radiology: AI 2020; fat -100 HU): voxels in this band, or in
+#: HU_REPAIR_GROW_BAND, are grown into from the lung.
+HU_ENVELOPE_GGO_BAND: tuple[float, float] = (-400.0, -150.0)
+#: Farthest the envelope repair grows from the threshold lung (3-D geodesic), mm.
+LUNG_ENVELOPE_GROW_MM: float = 25.0
+#: The growth stays this far inside the rib cage (per-slice convex hull of bone), mm:
+#: intercostal muscle and extrapleural fat lie on the hull.
+LUNG_ENVELOPE_CAGE_MARGIN_MM: float = 4.0
+#: Largest partial-volume layer (between aerated lung and consolidation, HU between the
+#: bands) that the growth may cross, mm.
+LUNG_ENVELOPE_BRIDGE_MM: float = 5.0
+#: Added regions thinner than twice this (in-plane opening radius), mm, are dropped:
+#: partial-volume slivers along the pleura and intercostal spaces, not consolidation.
+LUNG_ENVELOPE_MIN_THICKNESS_MM: float = 2.5
+#: Added 3-D components smaller than this are dropped, mL.
+LUNG_ENVELOPE_MIN_ML: float = 1.0
 
 #: Vessel suppression (imaging.opacity): opacity candidates are opened slice by slice with
 #: a disk of this radius, mm, which removes every structure narrower than 2 x radius:

@@ -83,7 +83,9 @@ ZONE_NAMES: dict[int, str] = {
 #: Zone name -> label value (inverse of :data:`ZONE_NAMES`).
 ZONE_CODES: dict[str, int] = {name: code for code, name in ZONE_NAMES.items()}
 
-_METHODS = ("auto", "classical", "model")
+_METHODS = ("auto", "classical", "classical_basic", "model", "hybrid")
+#: What ``method="auto"`` runs (measured best, README section ``scoring``).
+AUTO_METHOD: str = "classical"
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -461,8 +463,117 @@ def _repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spacing: Sequ
     return out
 
 
+def _rib_cage(low: np.ndarray, body: np.ndarray, slices: np.ndarray) -> np.ndarray:
+    """Per axial slice in ``slices``, the convex hull of the bone voxels (ribs, spine,
+    sternum): the thoracic cage.  Slices with fewer than 3 bone voxels get the body."""
+    import cv2
+
+    bone = (low >= C.HU_BONE_MIN) & body
+    out = np.zeros(low.shape, dtype=bool)
+    img = np.zeros(low.shape[1:], dtype=np.uint8)
+    for z in np.flatnonzero(slices):
+        pts = np.argwhere(bone[z])
+        if len(pts) < 3:
+            out[z] = body[z]
+            continue
+        img[:] = 0
+        cv2.fillConvexPoly(img, cv2.convexHull(pts[:, ::-1].astype(np.int32)), 1)
+        out[z] = img.astype(bool)
+    return out
+
+
+def _between_lungs(labels: np.ndarray) -> np.ndarray:
+    """Voxels lying, on their own image row, between the right lung's medial edge and the
+    left lung's medial edge (the mediastinum and heart wherever both lungs are present)."""
+    x = labels.shape[2]
+    xs = np.arange(x)
+    r, l = labels == RIGHT, labels == LEFT
+    r_any, l_any = r.any(axis=2), l.any(axis=2)
+    xr = np.where(r_any, x - 1 - np.argmax(r[:, :, ::-1], axis=2), -1)
+    xl = np.where(l_any, np.argmax(l, axis=2), x)
+    return (xs > xr[..., None]) & (xs < xl[..., None]) & (r_any & l_any)[..., None]
+
+
+def _open_inplane(mask: np.ndarray, radius_mm: float, spacing_yx: float) -> np.ndarray:
+    """Slice-by-slice opening with a disk of ``radius_mm`` (Euclidean distance maps)."""
+    import cv2
+
+    out = mask.copy()
+    for z in np.flatnonzero(mask.any(axis=(1, 2))):
+        core = cv2.distanceTransform(mask[z].astype(np.uint8), cv2.DIST_L2, 5) * spacing_yx > radius_mm
+        if not core.any():
+            out[z] = False
+            continue
+        back = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5) * spacing_yx
+        out[z] &= back <= radius_mm + 0.5 * spacing_yx
+    return out
+
+
+def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spacing: Sequence[float], *,
+                     within: np.ndarray | None = None) -> np.ndarray:
+    """Step 6: disease between the aerated lung and the rib cage (see module notes).
+
+    Grows each lung (3-D, at most ``LUNG_ENVELOPE_GROW_MM``) through dense-GGO and
+    consolidation-like voxels (``HU_ENVELOPE_GGO_BAND``, ``HU_REPAIR_GROW_BAND``; the
+    partial-volume layer between them crossed for at most ``LUNG_ENVELOPE_BRIDGE_MM``)
+    that lie inside the rib cage (``LUNG_ENVELOPE_CAGE_MARGIN_MM`` inside the bone hull)
+    and not between the lungs on their image row (mediastinum, heart).  Slivers thinner
+    than ``2 * LUNG_ENVELOPE_MIN_THICKNESS_MM`` and components under
+    ``LUNG_ENVELOPE_MIN_ML`` are dropped.  ``within`` (the learned lung, method
+    ``"hybrid"``) further restricts the additions and lets them include fat-range HU.
+    """
+    import cv2
+
+    lungs = labels > 0
+    if not lungs.any():
+        return labels
+    syx = float(min(spacing[1], spacing[2]))
+    reach = ndi.binary_dilation(lungs.any(axis=(1, 2)), iterations=max(1, int(round(C.LUNG_ENVELOPE_GROW_MM / spacing[0]))))
+    cage = _rib_cage(low, body, reach)
+    margin = int(round(C.LUNG_ENVELOPE_CAGE_MARGIN_MM / syx))
+    if margin > 0:
+        cage = ndi.binary_erosion(cage, structure=_INPLANE, iterations=margin)
+    allowed = cage & body & ~lungs & ~_between_lungs(labels)
+    g0, g1 = C.HU_ENVELOPE_GGO_BAND
+    c0, c1 = C.HU_REPAIR_GROW_BAND
+    dense = ((low >= g0) & (low <= g1)) | ((low >= c0) & (low <= c1))
+    between = (low > g1) & (low < c0)  # partial volume between the bands (and fat)
+    if within is not None:
+        allowed &= within
+        dense |= between & (low >= g0)
+    band = allowed & dense
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    for z in np.flatnonzero(band.any(axis=(1, 2))):
+        band[z] = cv2.morphologyEx(band[z].astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
+    trans = allowed & between
+    bridge_steps = max(1, int(round(C.LUNG_ENVELOPE_BRIDGE_MM / syx)))
+    bridge = ndi.binary_dilation(lungs, structure=_INPLANE, iterations=bridge_steps, mask=trans | lungs) & trans
+    seed = lungs | bridge
+    st = ndi.generate_binary_structure(3, 1)
+    steps = max(1, int(round(C.LUNG_ENVELOPE_GROW_MM / syx)))
+    grown = ndi.binary_dilation(seed, structure=st, iterations=steps, mask=band | seed) & band
+    near = ndi.binary_dilation(grown, structure=_INPLANE, iterations=bridge_steps)
+    add = grown | (bridge & near) | (trans & near)
+    if C.LUNG_ENVELOPE_MIN_THICKNESS_MM > 0:
+        add = _open_inplane(add, C.LUNG_ENVELOPE_MIN_THICKNESS_MM, syx)
+    if not add.any():
+        return labels
+    comp, n = ndi.label(add, structure=st)
+    sizes = np.bincount(comp.ravel()) * (float(np.prod(spacing)) / 1000.0)
+    sizes[0] = 0.0
+    add = (sizes >= C.LUNG_ENVELOPE_MIN_ML)[comp]
+    if not add.any():
+        return labels
+    # each added voxel joins the nearest lung
+    _, idx = ndi.distance_transform_edt(~lungs, sampling=spacing, return_indices=True)
+    out = labels.copy()
+    out[add] = labels[tuple(i[add] for i in idx)]
+    return out
+
+
 def _classical_canonical(hu: np.ndarray, spacing: Sequence[float], *, threshold_hu: float,
-                         working_spacing_mm: float) -> np.ndarray:
+                         working_spacing_mm: float, envelope: bool = True,
+                         learned: np.ndarray | None = None) -> np.ndarray:
     factors = _working_factors(spacing, working_spacing_mm)
     low = _block_mean(hu, factors)
     ls = tuple(s * f for s, f in zip(spacing, factors))
@@ -494,6 +605,9 @@ def _classical_canonical(hu: np.ndarray, spacing: Sequence[float], *, threshold_
             cand &= ~ndi.binary_dilation(airway, structure=ndi.generate_binary_structure(3, 1))
     labels = split_lungs(cand, spacing_mm=ls)
     labels = _repair(labels, low, body, ls)
+    if envelope:
+        within = None if learned is None else _block_mean(learned.astype(np.float32), factors) >= 0.5
+        labels = _envelope_repair(labels, low, body, ls, within=within)
     return _upsample_labels(labels, factors, hu.shape)
 
 
@@ -580,11 +694,21 @@ def segment_lungs(
     perm, flips = _canonical_axes(volume.direction)
     hu = np.ascontiguousarray(_to_canonical(volume.hu, perm, flips))
     spacing = tuple(volume.spacing_mm[p] for p in perm)
+    if method == "auto":
+        method = AUTO_METHOD
     if method == "model":
         lab = _model_canonical(hu, spacing, working_spacing_mm=working_spacing_mm)
+    elif method == "hybrid":
+        from models.inference import predict_lungs_and_opacity  # lazy: torch
+
+        learned, _ = predict_lungs_and_opacity(hu, spacing_mm=tuple(spacing))
+        lab = _classical_canonical(hu, spacing, threshold_hu=threshold_hu,
+                                   working_spacing_mm=working_spacing_mm,
+                                   learned=np.asarray(learned, dtype=bool))
     else:
         lab = _classical_canonical(hu, spacing, threshold_hu=threshold_hu,
-                                   working_spacing_mm=working_spacing_mm)
+                                   working_spacing_mm=working_spacing_mm,
+                                   envelope=method == "classical")
     return _from_canonical(lab, perm, flips)
 
 

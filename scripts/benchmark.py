@@ -72,8 +72,12 @@ def _measure(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, float]]
 # ----------------------------------------------------------------------------- child: stages
 
 
-def run_stages(path: Path) -> dict[str, Any]:
-    """Read, lungs, opacity and the whole score of one scan, each timed (child process)."""
+def run_stages(path: Path, *, opacity_method: str = "auto") -> dict[str, Any]:
+    """Read, lungs, opacity and the whole score of one scan, each timed (child process).
+
+    ``opacity_method`` is passed to :func:`imaging.score_scan`; the model stage is timed
+    when the weights are installed and the method is not ``"density"``.
+    """
     import numpy as np
 
     import imaging
@@ -85,7 +89,7 @@ def run_stages(path: Path) -> dict[str, Any]:
     result["spacing_mm"] = [round(s, 4) for s in volume.spacing_mm]
     lungs, result["stages"]["lungs"] = _measure(segment_lungs, volume)
     weights = REPO / "models" / "weights" / "opacity_unet.pt"
-    if weights.is_file():
+    if weights.is_file() and opacity_method != "density":
         from models import segment_opacity
 
         _, result["stages"]["opacity (model)"] = _measure(segment_opacity, volume.hu, spacing_mm=volume.spacing_mm)
@@ -93,7 +97,9 @@ def run_stages(path: Path) -> dict[str, Any]:
 
     _, result["stages"]["opacity (density bands)"] = _measure(density_bands, volume.hu, lungs > 0,
                                                              spacing_mm=volume.spacing_mm)
-    score, result["stages"]["score_scan (lungs + opacity + scores)"] = _measure(imaging.score_scan, volume)
+    score, result["stages"]["score_scan (lungs + opacity + scores)"] = _measure(imaging.score_scan, volume,
+                                                                                opacity_method=opacity_method)
+    result["opacity_method"] = score.opacity_method
     row = score.as_dict()
     result["percent_opacity"] = row.get("percent_opacity")
     result["lung_volume_ml"] = row.get("lung_volume_ml")
@@ -169,8 +175,9 @@ def run_lungmask(venv: Path, series_folder: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- parent
 
 
-def _child(path: Path) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_stages", str(path)],
+def _child(path: Path, opacity_method: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_stages", str(path),
+                           "--opacity", opacity_method],
                           capture_output=True, text=True, check=False, cwd=REPO)
     if done.returncode != 0:
         raise RuntimeError(f"stage run on {path} failed:\n{done.stderr[-3000:]}")
@@ -235,12 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-lungmask", action="store_true", help="create the lungmask environment first")
     parser.add_argument("--no-lungmask", action="store_true")
     parser.add_argument("--no-throughput", action="store_true")
+    parser.add_argument("--opacity", choices=("auto", "model", "density"), default="auto",
+                        help="opacity method of score_scan (auto: the model when its weights are installed)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--_stages", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args._stages is not None:  # child process: one scan
-        print(json.dumps(run_stages(args._stages)))
+        print(json.dumps(run_stages(args._stages, opacity_method=args.opacity)))
         return 0
 
     results: dict[str, Any] = {"machine": machine(), "scans": {}}
@@ -257,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             targets.append((f"phantom 512x512x{n}", path))
         for name, path in targets:
             print(f"measuring {name} ...", file=sys.stderr)
-            results["scans"][name] = _child(path)
+            results["scans"][name] = _child(path, args.opacity)
     if not args.no_throughput and args.sample.is_dir():
         print("measuring throughput on the sample trial ...", file=sys.stderr)
         results["throughput"] = throughput(args.sample, args.workers)
@@ -279,7 +288,7 @@ def render(results: dict[str, Any]) -> str:
     for name, scan in results["scans"].items():
         for stage, m in scan["stages"].items():
             lines.append(f"| {name} {tuple(scan['shape'])} | {stage} | {m['seconds']:.2f} | {m['peak_mb']:.0f} |")
-        lines.append(f"| {name} | **whole score (read + score_scan)** | **{scan['whole_seconds']:.2f}** | "
+        lines.append(f"| {name} | **whole score (read + score_scan, opacity: {scan.get('opacity_method')})** | **{scan['whole_seconds']:.2f}** | "
                      f"**{scan['whole_peak_mb']:.0f}** |")
     lm = results.get("lungmask_r231")
     if lm:

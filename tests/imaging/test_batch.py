@@ -240,3 +240,24 @@ def test_a_worker_killed_by_the_system_fails_only_its_own_scan(tmp_path: Path) -
 
     records = [ResultStore(tmp_path / "out" / "results").get(p.stem) for p in (tmp_path / "out" / "results").iterdir()]
     assert sorted(bool(r.get("transient")) for r in records) == [False, False, True]
+
+
+def test_overrides_table_chooses_the_series(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from imaging.cli import main
+    from tests.imaging.batch_helpers import _uid
+
+    root = tmp_path / "in"
+    for key, thickness in (("thin", 1.0), ("thick", 3.0)):
+        write_series(root / key, patient_id="PID-0", study_key="v0", series_key=key, study_date="20200301",
+                     hu=chest_hu(), spacing_mm=(thickness, 2.0, 2.0), series_number=2 if key == "thick" else 1)
+    study, thick = _uid("PID-0", "v0"), _uid("PID-0", "v0", "thick")
+    table = tmp_path / "overrides.csv"
+    table.write_text(f"study_uid,series_uid\n{study},{thick}\n")
+    out = tmp_path / "out"
+    code = main(["score", str(root), "-o", str(out), "-j", "1", "--min-slices", "4", "--no-progress", "--no-qc",
+                 "--overrides", str(table), "--scorer", "tests.imaging.batch_helpers:toy_scorer"])
+    capsys.readouterr()
+    assert code == 0
+    assert pd.read_csv(out / "scores.csv")["series_uid"].tolist() == [thick]
+    manifest = pd.read_csv(out / "manifest.csv").set_index("series_uid")
+    assert bool(manifest.loc[thick, "chosen"]) and "override" in manifest.loc[thick, "reason"].lower()

@@ -1,7 +1,7 @@
 """End to end on the bundled sample trial: real reading, scoring, comparison and report.
 
-Two patients of ``sample_data/`` (one per arm, six scans: the most and the least severe
-courses) keep it fast; the full trial is what ``chestct demo`` runs.
+Two patients of ``sample_data/`` (one per arm, the most and the least severe courses;
+baseline and day 7: four scans) keep it fast; the full trial is what ``chestct demo`` runs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from imaging.commands.demo import SAMPLE_DATA
 #: Percent-opacity tolerance against the phantom truth, percentage points (scores issue: ±2).
 TOLERANCE_PCT_POINTS = 2.0
 PATIENTS = ("P03", "P06")  # placebo, severe / MSC, mild
+VISIT_DAYS = (0.0, 7.0)  # baseline and one follow-up: four scans
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
 
     base = tmp_path_factory.mktemp("demo")
     data = base / "data"
-    for pid in PATIENTS:
-        shutil.copytree(SAMPLE_DATA / "studies" / pid, data / "studies" / pid)
-    for name in ("arms.csv", "truth.csv"):
-        table = pd.read_csv(SAMPLE_DATA / name, dtype=str)
-        table[table["patient_id"].isin(PATIENTS)].to_csv(data / name, index=False)
+    truth = pd.read_csv(SAMPLE_DATA / "truth.csv", dtype=str)
+    truth = truth[truth["patient_id"].isin(PATIENTS) & truth["visit_day"].astype(float).isin(VISIT_DAYS)]
+    for row in truth.itertuples():
+        shutil.copytree(SAMPLE_DATA / "studies" / row.patient_id / row.study_uid,
+                        data / "studies" / row.patient_id / row.study_uid)
+    truth.to_csv(data / "truth.csv", index=False)
+    arms = pd.read_csv(SAMPLE_DATA / "arms.csv", dtype=str)
+    arms[arms["patient_id"].isin(PATIENTS)].to_csv(data / "arms.csv", index=False)
     out = base / "out"
     import contextlib
     import io
@@ -48,16 +52,16 @@ def test_demo_scores_compares_and_ends_with_the_report(demo_run: tuple[Path, int
     last = printed.strip().splitlines()[-1]
     assert last.startswith("report: ") and Path(last[len("report: "):]).is_file()
     scores = pd.read_csv(out / "scores.csv")
-    assert len(scores) == 6 and scores["error"].isna().all()
-    assert len(list(out.glob("scans/*/qc.png"))) == 6 and len(list(out.glob("scans/*/lungs.nii.gz"))) == 6
+    assert len(scores) == 4 and scores["error"].isna().all()
+    assert len(list(out.glob("scans/*/qc.png"))) == 4 and len(list(out.glob("scans/*/lungs.nii.gz"))) == 4
 
 
 def test_sample_trial_scores_match_the_truth_table(demo_run: tuple[Path, int, str]) -> None:
     out, _, _ = demo_run
     scores = pd.read_csv(out / "scores.csv", dtype={"series_uid": str})
-    truth = pd.read_csv(SAMPLE_DATA / "truth.csv", dtype={"series_uid": str})
+    truth = pd.read_csv(out.parent / "data" / "truth.csv", dtype={"series_uid": str})
     merged = scores.merge(truth[["series_uid", "percent_opacity"]], on="series_uid", suffixes=("", "_truth"))
-    assert len(merged) == 6  # the chosen series are the ones the truth describes
+    assert len(merged) == 4  # the chosen series are the ones the truth describes
     error = (merged["percent_opacity"] - merged["percent_opacity_truth"]).abs()
     assert error.max() <= TOLERANCE_PCT_POINTS, merged[["patient_id", "study_date", "percent_opacity",
                                                         "percent_opacity_truth"]].to_string()
