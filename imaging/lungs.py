@@ -1,8 +1,8 @@
 """Lung segmentation (right / left) and lung zones, in the input volume's geometry.
 
-Two methods are available:
+Methods (``segment_lungs(method=...)``):
 
-``"classical"`` (the default of ``method="auto"``)
+``"classical"`` (what ``method="auto"`` runs, :data:`AUTO_METHOD`)
     A threshold-and-shape pipeline computed at about 2 mm spacing
     (:data:`imaging.constants.LUNG_WORKING_SPACING_MM`) and upsampled to the input grid:
 
@@ -27,9 +27,37 @@ Two methods are available:
        through consolidation-like voxels (``HU_REPAIR_GROW_BAND``) to reach the chest
        wall.  Medial / ventral bays (heart, hilum, spine, mediastinum) are never filled,
        nor a hole or bay under the lung's air whose median is organ-dense
-       (``HU_ABDOMINAL_ORGAN_MIN``: the diaphragm dome seen through an axial slice).
-       Known limits (README ``scoring``): consolidation against the heart or the
-       mediastinum, and consolidation resting on the diaphragm, are missed.
+       (``HU_ABDOMINAL_ORGAN_MIN``: the diaphragm dome seen through an axial slice);
+    6. envelope repair: disease lying between the aerated lung and the rib cage (a
+       crescent against a convex chest wall is no concavity of the outline, and the
+       consolidated costophrenic recess has no air at all) is grown into in 3-D, at
+       most ``LUNG_ENVELOPE_GROW_MM``, through dense ground-glass
+       (``HU_ENVELOPE_GGO_BAND``) and consolidation-like (``HU_REPAIR_GROW_BAND``)
+       voxels, crossing at most ``LUNG_ENVELOPE_BRIDGE_MM`` of the partial-volume layer
+       between them, staying ``LUNG_ENVELOPE_CAGE_MARGIN_MM`` inside the per-slice
+       convex hull of bone (ribs, spine, sternum) and out of the image rows' stretch
+       between the two lungs (mediastinum, heart); slivers thinner than
+       ``2 * LUNG_ENVELOPE_MIN_THICKNESS_MM`` (intercostal partial volume) and
+       components under ``LUNG_ENVELOPE_MIN_ML`` are dropped.  Fat-range voxels
+       (-150..-60 HU) are never crossed far: that is what keeps the heart, the
+       mediastinal fat and the chest wall out.
+
+    Known limits (README ``scoring``): consolidation against the heart or mediastinum
+    (between the lungs), disease reaching more than 25 mm from aerated lung, and the
+    fat-range partial-volume rim of lesions are still missed; percent opacity is
+    underestimated on severe phantoms (README table).
+
+``"classical_basic"``
+    Steps 1-5 only (the classical method before the envelope repair; kept for
+    comparison).
+
+``"hybrid"``
+    Steps 1-6, where step 6 may also enter the stretch between the lungs (heart,
+    mediastinum) wherever the learned lung mask of
+    :func:`models.inference.predict_lungs_and_opacity` says lung; HU bands, rib cage,
+    distance and size rules unchanged, the classical boundary kept everywhere else (the
+    learned mask alone leaks into the body on real scans; letting it also admit
+    fat-range HU raised lidc_idri_0001 to PO 5 %).  Needs torch and the weights.
 
 ``"model"``
     The lung mask of :func:`models.inference.predict_lungs_and_opacity` (a 2-D U-Net,
@@ -39,8 +67,7 @@ Zones (:func:`lung_zones`): for each lung, upper / middle / lower thirds of its
 cranio-caudal extent (slice index in canonical orientation), and ventral / dorsal halves
 of its antero-posterior extent on each slice.
 
-Evaluation (README section ``scoring``): classical Dice 0.97 against the CIP
-``wholeLung-64`` mask; see ``scripts/evaluate_lungs.py``.
+Evaluation: README section ``scoring`` and ``scripts/evaluate_lungs.py``.
 """
 
 from __future__ import annotations
@@ -57,6 +84,8 @@ __all__ = [
     "segment_lungs",
     "lung_zones",
     "split_lungs",
+    "LUNG_METHODS",
+    "AUTO_METHOD",
     "ZONE_CODES",
     "ZONE_NAMES",
     "RIGHT",
@@ -83,7 +112,9 @@ ZONE_NAMES: dict[int, str] = {
 #: Zone name -> label value (inverse of :data:`ZONE_NAMES`).
 ZONE_CODES: dict[str, int] = {name: code for code, name in ZONE_NAMES.items()}
 
-_METHODS = ("auto", "classical", "classical_basic", "model", "hybrid")
+#: Accepted values of ``segment_lungs(method=...)``.
+LUNG_METHODS: tuple[str, ...] = ("auto", "classical", "classical_basic", "model", "hybrid")
+_METHODS = LUNG_METHODS
 #: What ``method="auto"`` runs (measured best, README section ``scoring``).
 AUTO_METHOD: str = "classical"
 
@@ -520,7 +551,8 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     and not between the lungs on their image row (mediastinum, heart).  Slivers thinner
     than ``2 * LUNG_ENVELOPE_MIN_THICKNESS_MM`` and components under
     ``LUNG_ENVELOPE_MIN_ML`` are dropped.  ``within`` (the learned lung, method
-    ``"hybrid"``) further restricts the additions and lets them include fat-range HU.
+    ``"hybrid"``) lifts the between-the-lungs exclusion where the learned mask says lung
+    (consolidation against the heart or mediastinum).
     """
     import cv2
 
@@ -533,14 +565,14 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     margin = int(round(C.LUNG_ENVELOPE_CAGE_MARGIN_MM / syx))
     if margin > 0:
         cage = ndi.binary_erosion(cage, structure=_INPLANE, iterations=margin)
-    allowed = cage & body & ~lungs & ~_between_lungs(labels)
+    outside_mediastinum = ~_between_lungs(labels)
+    if within is not None:
+        outside_mediastinum |= within
+    allowed = cage & body & ~lungs & outside_mediastinum
     g0, g1 = C.HU_ENVELOPE_GGO_BAND
     c0, c1 = C.HU_REPAIR_GROW_BAND
     dense = ((low >= g0) & (low <= g1)) | ((low >= c0) & (low <= c1))
     between = (low > g1) & (low < c0)  # partial volume between the bands (and fat)
-    if within is not None:
-        allowed &= within
-        dense |= between & (low >= g0)
     band = allowed & dense
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     for z in np.flatnonzero(band.any(axis=(1, 2))):
@@ -553,7 +585,7 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     steps = max(1, int(round(C.LUNG_ENVELOPE_GROW_MM / syx)))
     grown = ndi.binary_dilation(seed, structure=st, iterations=steps, mask=band | seed) & band
     near = ndi.binary_dilation(grown, structure=_INPLANE, iterations=bridge_steps)
-    add = grown | (bridge & near) | (trans & near)
+    add = grown | (bridge & near)
     if C.LUNG_ENVELOPE_MIN_THICKNESS_MM > 0:
         add = _open_inplane(add, C.LUNG_ENVELOPE_MIN_THICKNESS_MM, syx)
     if not add.any():
@@ -658,10 +690,11 @@ def segment_lungs(
     ----------
     volume : CTVolume
         Chest CT in HU, any orientation (handled internally in canonical LPS order).
-    method : {"auto", "classical", "model"}
-        ``"auto"`` is ``"classical"``: it scored better than the learned lung mask on
-        the evaluation data (README section ``scoring``).  ``"model"`` needs the
-        ``models`` weights and torch.
+    method : {"auto", "classical", "classical_basic", "model", "hybrid"}
+        ``"auto"`` runs :data:`AUTO_METHOD` (``"classical"``), the method measured best
+        on the evaluation data (README section ``scoring``); ``"classical_basic"`` is
+        the classical pipeline without the envelope repair (step 6).  ``"model"`` and
+        ``"hybrid"`` need the ``models`` weights and torch (see the module notes).
     threshold_hu : float
         Air-like threshold for the initial mask, HU (``HU_LUNG_THRESHOLD``).
     working_spacing_mm : float

@@ -39,7 +39,16 @@ import numpy as np
 
 from imaging import constants as C
 from imaging.errors import NotAChestError
-from imaging.lungs import LEFT, RIGHT, ZONE_NAMES, lung_zones, model_available, segment_lungs
+from imaging.lungs import (
+    AUTO_METHOD,
+    LEFT,
+    LUNG_METHODS,
+    RIGHT,
+    ZONE_NAMES,
+    lung_zones,
+    model_available,
+    segment_lungs,
+)
 from imaging.opacity import CONSOLIDATION, GGO, density_bands
 from imaging.volume import CTVolume, ScanInfo
 
@@ -330,8 +339,9 @@ def score_scan(
     volume_or_path : CTVolume or path
         A volume in HU, or anything :func:`imaging.load_scan` reads (series folder,
         NIfTI / NRRD file, ...).
-    lung_method : {"auto", "classical", "model"}
-        Passed to :func:`imaging.lungs.segment_lungs`.
+    lung_method : {"auto", "classical", "classical_basic", "model", "hybrid"}
+        Passed to :func:`imaging.lungs.segment_lungs` (``"auto"`` is recorded as the
+        method it ran, :data:`imaging.lungs.AUTO_METHOD`).
     opacity_method : {"auto", "model", "density"}
         ``"auto"``: the learned model when its weights are installed
         (``models/weights/opacity_unet.pt``), else density bands.  Density-band
@@ -373,8 +383,8 @@ def score_scan(
     >>> s.quality_flags                     # a toy: 1.5 L of lungs at 5 mm slices
     ('thick_slices', 'implausible_lung_volume')
     """
-    if lung_method not in ("auto", "classical", "model"):
-        raise ValueError(f"lung_method must be 'auto', 'classical' or 'model', got {lung_method!r}")
+    if lung_method not in LUNG_METHODS:
+        raise ValueError(f"lung_method must be one of {LUNG_METHODS}, got {lung_method!r}")
     if opacity_method not in _OPACITY_METHODS:
         raise ValueError(f"opacity_method must be one of {_OPACITY_METHODS}, got {opacity_method!r}")
     if zone_thirds not in ("height", "volume"):
@@ -392,7 +402,7 @@ def score_scan(
 
     if lung_labels is None:
         labels = segment_lungs(volume, method=lung_method)
-        used_lung_method = "classical" if lung_method == "auto" else lung_method
+        used_lung_method = AUTO_METHOD if lung_method == "auto" else lung_method
     else:
         labels = np.asarray(lung_labels)
         if labels.shape != volume.shape:

@@ -78,8 +78,6 @@ def run_stages(path: Path, *, opacity_method: str = "auto") -> dict[str, Any]:
     ``opacity_method`` is passed to :func:`imaging.score_scan`; the model stage is timed
     when the weights are installed and the method is not ``"density"``.
     """
-    import numpy as np
-
     import imaging
     from imaging.lungs import segment_lungs
 
@@ -106,7 +104,6 @@ def run_stages(path: Path, *, opacity_method: str = "auto") -> dict[str, Any]:
     whole = result["stages"]["read"]["seconds"] + result["stages"]["score_scan (lungs + opacity + scores)"]["seconds"]
     result["whole_seconds"] = round(whole, 3)
     result["whole_peak_mb"] = max(s["peak_mb"] for s in result["stages"].values())
-    del np
     return result
 
 
