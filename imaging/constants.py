@@ -46,6 +46,8 @@ __all__ = [
     "HU_ENVELOPE_GGO_BAND",
     "LUNG_ENVELOPE_GROW_MM",
     "LUNG_ENVELOPE_CAGE_MARGIN_MM",
+    "LUNG_ENVELOPE_RIB_DISTANCE_MM",
+    "LUNG_ENVELOPE_RIB_Z_MM",
     "LUNG_ENVELOPE_BRIDGE_MM",
     "LUNG_ENVELOPE_MIN_THICKNESS_MM",
     "LUNG_ENVELOPE_MIN_ML",
@@ -196,6 +198,13 @@ LUNG_ENVELOPE_GROW_MM: float = 25.0
 #: The growth stays this far inside the rib cage (per-slice convex hull of bone), mm:
 #: intercostal muscle and extrapleural fat lie on the hull.
 LUNG_ENVELOPE_CAGE_MARGIN_MM: float = 4.0
+#: The cage is the hull of the lung and the bone within this distance of it, mm: the
+#: ribs lie on the pleura (plus intercostal muscle and extrapleural fat, about 1 cm, and
+#: room for the disease the lung has lost), the shoulder girdle lies farther out.
+LUNG_ENVELOPE_RIB_DISTANCE_MM: float = 30.0
+#: ... of the lung on any slice within this distance, mm (a consolidated slice's aerated
+#: lung may lie far from its ribs; its neighbours' does not).
+LUNG_ENVELOPE_RIB_Z_MM: float = 10.0
 #: Largest partial-volume layer (between aerated lung and consolidation, HU between the
 #: bands) that the growth may cross, mm.
 LUNG_ENVELOPE_BRIDGE_MM: float = 5.0

@@ -35,7 +35,9 @@ Methods (``segment_lungs(method=...)``):
        (``HU_ENVELOPE_GGO_BAND``) and consolidation-like (``HU_REPAIR_GROW_BAND``)
        voxels, crossing at most ``LUNG_ENVELOPE_BRIDGE_MM`` of the partial-volume layer
        between them, staying ``LUNG_ENVELOPE_CAGE_MARGIN_MM`` inside the per-slice
-       convex hull of bone (ribs, spine, sternum) and out of the image rows' stretch
+       convex hull of the lung and the bone near it (``LUNG_ENVELOPE_RIB_DISTANCE_MM``:
+       ribs, spine, sternum; not the shoulder girdle), never above the lung apex, and
+       out of the image rows' stretch
        between the two lungs (mediastinum, heart); slivers thinner than
        ``2 * LUNG_ENVELOPE_MIN_THICKNESS_MM`` (intercostal partial volume) and
        components under ``LUNG_ENVELOPE_MIN_ML`` are dropped.  Fat-range voxels
@@ -494,18 +496,24 @@ def _repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spacing: Sequ
     return out
 
 
-def _rib_cage(low: np.ndarray, body: np.ndarray, slices: np.ndarray) -> np.ndarray:
-    """Per axial slice in ``slices``, the convex hull of the bone voxels (ribs, spine,
-    sternum): the thoracic cage.  Slices with fewer than 3 bone voxels get the body."""
+def _rib_cage(low: np.ndarray, body: np.ndarray, lungs: np.ndarray, slices: np.ndarray,
+              spacing: Sequence[float]) -> np.ndarray:
+    """Per axial slice in ``slices``, the convex hull of the lungs and of the bone voxels
+    within ``LUNG_ENVELOPE_RIB_DISTANCE_MM`` of them (ribs, spine, sternum hug the lung;
+    clavicles, scapulae and humeri lie farther out): the thoracic cage."""
     import cv2
 
     bone = (low >= C.HU_BONE_MIN) & body
     out = np.zeros(low.shape, dtype=bool)
     img = np.zeros(low.shape[1:], dtype=np.uint8)
+    syx = float(min(spacing[1], spacing[2]))
     for z in np.flatnonzero(slices):
-        pts = np.argwhere(bone[z])
+        near = lungs[z]
+        if near.any() and bone[z].any():
+            dist = cv2.distanceTransform((~lungs[z]).astype(np.uint8), cv2.DIST_L2, 5) * syx
+            near = near | (bone[z] & (dist <= C.LUNG_ENVELOPE_RIB_DISTANCE_MM))
+        pts = np.argwhere(near)
         if len(pts) < 3:
-            out[z] = body[z]
             continue
         img[:] = 0
         cv2.fillConvexPoly(img, cv2.convexHull(pts[:, ::-1].astype(np.int32)), 1)
@@ -560,8 +568,13 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     if not lungs.any():
         return labels
     syx = float(min(spacing[1], spacing[2]))
-    reach = ndi.binary_dilation(lungs.any(axis=(1, 2)), iterations=max(1, int(round(C.LUNG_ENVELOPE_GROW_MM / spacing[0]))))
-    cage = _rib_cage(low, body, reach)
+    # below the apex only (the consolidated costophrenic recess lies below the lowest air)
+    zs = np.flatnonzero(lungs.any(axis=(1, 2)))
+    reach = np.zeros(lungs.shape[0], dtype=bool)
+    reach[max(0, zs[0] - int(round(C.LUNG_ENVELOPE_GROW_MM / spacing[0]))) : zs[-1] + 1] = True
+    k = int(round(C.LUNG_ENVELOPE_RIB_Z_MM / spacing[0]))
+    near_lungs = ndi.maximum_filter1d(lungs, size=2 * k + 1, axis=0) if k > 0 else lungs
+    cage = _rib_cage(low, body, near_lungs, reach, spacing)
     margin = int(round(C.LUNG_ENVELOPE_CAGE_MARGIN_MM / syx))
     if margin > 0:
         cage = ndi.binary_erosion(cage, structure=_INPLANE, iterations=margin)
@@ -601,6 +614,7 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     out = labels.copy()
     out[add] = labels[tuple(i[add] for i in idx)]
     return out
+
 
 
 def _classical_canonical(hu: np.ndarray, spacing: Sequence[float], *, threshold_hu: float,

@@ -1,7 +1,7 @@
 """Evaluate lung segmentation and density scoring on real scans and known-truth phantoms.
 
-Compares the lung methods (``classical`` always; ``model`` when the opacity network's
-weights are installed) on:
+Compares the lung methods (``classical_basic`` and ``classical`` always; ``hybrid`` and
+``model`` when the opacity network's weights are installed) on:
 
 * ``cip_ct64``: Dice against ``wholeLung-64.nrrd``; agreement of our lung thirds with the
   Chest Imaging Platform regions 9-14 of ``lm-64.nrrd`` (both ``height`` and ``volume``
@@ -10,14 +10,17 @@ weights are installed) on:
   lung Dice, fraction of lesion voxels inside the lung mask, percent opacity measured vs
   truth (with our lungs, and with the true lungs to separate mask from density error);
 * ``lidc_idri_0001``: lung volume, percent opacity, flags;
-* ``dicom_variants/jpeg2000_abdomen``: must come out as not a chest.
+* ``dicom_variants/jpeg2000_abdomen``: must come out as not a chest;
+* the sample trial (``sample_data/``, phantoms with ``truth.csv``): density percent
+  opacity vs truth per scan.
 
 Usage::
 
-    python scripts/evaluate_lungs.py [--data ../shared/data] [--methods classical model]
-        [--severities 0 10 30 60] [--seeds 2] [--json out.json]
+    python scripts/evaluate_lungs.py [--data ../shared/data] [--methods classical hybrid]
+        [--severities 0 10 30 60] [--seeds 2] [--skip sample] [--json out.json]
 
-Prints one Markdown table per data set.
+Prints one Markdown table per data set, and a per-severity summary of the phantoms
+(min..max over seeds).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEFAULT_SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,6 +129,42 @@ def eval_lidc(data: Path, methods: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def eval_sample(sample: Path, methods: list[str]) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    from imaging.io import load_scan
+    from imaging.scores import score_scan
+
+    truth = pd.read_csv(sample / "truth.csv", dtype=str)
+    errors: dict[str, list[float]] = {m: [] for m in methods}
+    for row in truth.itertuples():
+        v = load_scan(sample / "studies" / row.patient_id / row.study_uid)
+        for method in methods:
+            s = score_scan(v, lung_method=method, opacity_method="density")
+            errors[method].append(s.percent_opacity - float(row.percent_opacity))
+    rows = []
+    for method, err in errors.items():
+        e = np.asarray(err)
+        rows.append({"method": method, "scans": int(e.size), "mean_po_error": float(e.mean()),
+                     "max_abs_po_error": float(np.abs(e).max()),
+                     "within_2_points": f"{int((np.abs(e) <= 2.0).sum())}/{e.size}"})
+    return rows
+
+
+def summarise_phantoms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method and target severity: min..max over seeds of Dice, PO error, lesion kept."""
+    out = []
+    keys = sorted({(r["method"], r["target_pct"]) for r in rows}, key=lambda k: (str(k[0]), k[1]))
+    rng = lambda v: f"{min(v):.3f}..{max(v):.3f}" if min(v) != max(v) else f"{v[0]:.3f}"  # noqa: E731
+    for method, sev in keys:
+        sel = [r for r in rows if r["method"] == method and r["target_pct"] == sev]
+        out.append({"method": method, "target_pct": sev,
+                    "lung_dice": rng([r["lung_dice"] for r in sel]),
+                    "po_error": rng([r["po_error"] for r in sel]),
+                    "lesion_in_mask": rng([r["lesion_in_mask"] for r in sel]) if sev > 0 else "-"})
+    return out
+
+
 def eval_abdomen(data: Path) -> list[dict[str, Any]]:
     from imaging.scores import score_scan
 
@@ -137,27 +177,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="lung methods (default: classical, plus model when its weights exist)")
+                        choices=["classical", "classical_basic", "hybrid", "model"],
+                        help="lung methods (default: classical_basic and classical, plus hybrid and "
+                             "model when the model weights exist)")
     parser.add_argument("--severities", nargs="+", type=float, default=[0, 10, 20, 30, 45, 60])
     parser.add_argument("--seeds", type=int, default=2, help="phantoms per severity")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["cip", "phantoms", "lidc", "abdomen"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["cip", "phantoms", "lidc", "abdomen", "sample"])
+    parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="the sample trial folder")
     parser.add_argument("--json", type=Path, default=None, help="also write all rows as JSON")
     args = parser.parse_args(argv)
 
     from imaging.errors import ChestCTError
     from imaging.lungs import model_available
 
-    methods = args.methods or (["classical", "model"] if model_available() else ["classical"])
+    methods = args.methods or (["classical_basic", "classical"]
+                               + (["hybrid", "model"] if model_available() else []))
     results: dict[str, list[dict[str, Any]]] = {}
     try:
         if "cip" not in args.skip:
             results["cip_ct64"] = eval_cip(args.data, methods)
         if "phantoms" not in args.skip:
             results["phantoms"] = eval_phantoms(methods, args.severities, args.seeds)
+            results["phantoms_summary"] = summarise_phantoms(results["phantoms"])
         if "lidc" not in args.skip:
             results["lidc_idri_0001"] = eval_lidc(args.data, methods)
         if "abdomen" not in args.skip:
             results["jpeg2000_abdomen"] = eval_abdomen(args.data)
+        if "sample" not in args.skip:
+            results["sample_trial"] = eval_sample(args.sample, methods)
     except (ChestCTError, OSError) as exc:
         print(f"evaluate_lungs: {exc}", file=sys.stderr)
         return 1
