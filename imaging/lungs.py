@@ -555,7 +555,8 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     Grows each lung (3-D, at most ``LUNG_ENVELOPE_GROW_MM``) through dense-GGO and
     consolidation-like voxels (``HU_ENVELOPE_GGO_BAND``, ``HU_REPAIR_GROW_BAND``; the
     partial-volume layer between them crossed for at most ``LUNG_ENVELOPE_BRIDGE_MM``)
-    that lie inside the rib cage (``LUNG_ENVELOPE_CAGE_MARGIN_MM`` inside the bone hull)
+    that lie inside the rib cage (``LUNG_ENVELOPE_CAGE_MARGIN_MM`` inside the hull of the
+    lung and the bone near it, :func:`_rib_cage`)
     and not between the lungs on their image row (mediastinum, heart).  Slivers thinner
     than ``2 * LUNG_ENVELOPE_MIN_THICKNESS_MM`` and components under
     ``LUNG_ENVELOPE_MIN_ML`` are dropped.  ``within`` (the learned lung, method
@@ -568,7 +569,8 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     if not lungs.any():
         return labels
     syx = float(min(spacing[1], spacing[2]))
-    # below the apex only (the consolidated costophrenic recess lies below the lowest air)
+    # never above the apex; down to LUNG_ENVELOPE_GROW_MM below the lowest air (an
+    # airless consolidated costophrenic recess)
     zs = np.flatnonzero(lungs.any(axis=(1, 2)))
     reach = np.zeros(lungs.shape[0], dtype=bool)
     reach[max(0, zs[0] - int(round(C.LUNG_ENVELOPE_GROW_MM / spacing[0]))) : zs[-1] + 1] = True
@@ -614,7 +616,6 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     out = labels.copy()
     out[add] = labels[tuple(i[add] for i in idx)]
     return out
-
 
 
 def _classical_canonical(hu: np.ndarray, spacing: Sequence[float], *, threshold_hu: float,

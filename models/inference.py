@@ -24,7 +24,6 @@ import numpy as np
 
 from imaging.constants import HU_CONSOLIDATION_MIN
 from models.preprocess import (
-    NET_SIZE,
     display_to_hu_approx,
     display_to_input,
     hu_to_display,

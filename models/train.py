@@ -34,7 +34,10 @@ from models.data import (
 )
 from models.preprocess import NET_SIZE, hu_to_display
 
-__all__ = ["TrainConfig", "train", "augment", "random_window_display", "save_checkpoint"]
+__all__ = [
+    "TrainConfig", "train", "augment", "random_window_display", "save_checkpoint",
+    "calibrate_lesion_threshold",
+]
 
 CHECKPOINT_FORMAT = "chestct-opacity-unet/1"
 

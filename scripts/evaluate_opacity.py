@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="checkpoint (default: shipped)")
     parser.add_argument("--out", default="runs/eval_opacity.json")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lesion-threshold", type=float, default=None,
+                        help="override the lesion threshold recorded in the weights")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["lidc", "covid", "phantoms"], help="sections to skip")
     args = parser.parse_args(argv)
@@ -181,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.weights is not None:  # make the default loader return this checkpoint
             from models import inference
             inference._CACHE[(str(inference.DEFAULT_WEIGHTS), str(next(net.parameters()).device))] = net
+        if args.lesion_threshold is not None:
+            if not 0.0 < args.lesion_threshold < 1.0:
+                raise ValueError(f"--lesion-threshold must be in (0, 1), got {args.lesion_threshold}")
+            net.checkpoint_info.setdefault("inference", {})["lesion_threshold"] = args.lesion_threshold
+        from models.inference import lesion_threshold
+
+        results["lesion_threshold"] = lesion_threshold(net)
         results["training"] = {k: v for k, v in net.checkpoint_info["training"].items()
                                if k in ("steps", "seconds", "device", "hardware", "synthetic_source")}
         lidc = root / "lidc_idri_0001"

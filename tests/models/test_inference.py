@@ -124,5 +124,7 @@ def test_real_heldout_dice(net, heldout_slices):
     pl, pi = classes > 0, classes == 2
     lung_dice = 2 * (pl & lungs).sum() / (pl.sum() + lungs.sum())
     inf_dice = 2 * (pi & infection).sum() / (pi.sum() + infection.sum())
+    # regression floors just under the shipped weights' numbers on these 24 slices
+    # (all 384 validation slices: lung 0.963, infection 0.626; see MODEL_CARD.md)
     assert lung_dice > 0.93, lung_dice
-    assert inf_dice > 0.6, inf_dice
+    assert inf_dice > 0.5, inf_dice
