@@ -59,6 +59,7 @@ from imaging.outputs import (
     ResultStore,
     atomic_write,
     atomic_write_json,
+    is_within,
     remove_stale_temps,
     result_key,
     run_lock,
@@ -591,14 +592,6 @@ def _path_scrubber(root: Path, *, hide_paths: bool) -> Callable[[Any], Any]:
     return scrub
 
 
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
 # --------------------------------------------------------------------------- main entry
 
 def score_studies(
@@ -674,7 +667,6 @@ def score_studies(
     KeyboardInterrupt
         After Ctrl-C; finished scans are stored and a rerun resumes.
     """
-    import pandas as pd
     from tqdm import tqdm
 
     from imaging.dicom import find_series
@@ -685,7 +677,7 @@ def score_studies(
     if not root_path.exists():
         raise NoDicomFoundError(f"root {str(root_path)!r} does not exist")
     out_path = None if out is None else Path(out)
-    if out_path is not None and (_is_within(out_path, root_path) or _is_within(root_path, out_path)):
+    if out_path is not None and (is_within(out_path, root_path) or is_within(root_path, out_path)):
         raise ValueError(f"out {str(out_path)!r} overlaps root {str(root_path)!r}: choose an output folder outside "
                          "the input tree (the input is never written to)")
     n_workers = (os.cpu_count() or 1) if workers is None else int(workers)

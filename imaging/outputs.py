@@ -50,10 +50,20 @@ __all__ = [
     "ResultStore",
     "OutputLockedError",
     "run_lock",
+    "is_within",
 ]
 
 #: Prefix of temporary files; never used by a final output name.
 TEMP_PREFIX = ".tmp-"
+
+
+def is_within(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` lies inside ``folder`` (or is it), after resolving links."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def _temp_path(path: Path) -> Path:

@@ -26,6 +26,8 @@ import os
 import secrets
 from pathlib import Path
 
+from imaging.outputs import is_within
+
 __all__ = ["MIN_KEY_BYTES", "pseudonymize", "load_key", "create_key_file", "key_fingerprint"]
 
 #: Shortest key accepted, bytes (128 bits).
@@ -69,14 +71,6 @@ def key_fingerprint(key: bytes) -> str:
     return hmac.new(bytes(key), b"chestct key fingerprint", hashlib.sha256).hexdigest()[:8]
 
 
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
 def load_key(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None) -> bytes:
     """Read a pseudonymisation key file.
 
@@ -96,7 +90,7 @@ def load_key(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
         The key is too short, or it lies inside ``out``.
     """
     key_path = Path(path)
-    if out is not None and _is_within(key_path, Path(out)):
+    if out is not None and is_within(key_path, Path(out)):
         raise ValueError(f"pseudonym key {key_path} lies inside the output folder {out}: "
                          "keep the key outside OUT so the outputs can be shared without it")
     if not key_path.is_file():

@@ -33,13 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from imaging.environment import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LIDC = REPO.parent / "shared" / "data" / "lidc_idri_0001"
@@ -212,14 +213,7 @@ def throughput(sample: Path, workers: int | None) -> dict[str, Any]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM, Python {platform.python_version()}"
+    return machine_description()
 
 
 def _series_folder(study: Path) -> Path:

@@ -25,13 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from imaging.environment import machine_description
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lidc_idri_0001"
 
@@ -121,13 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         for method in runs:
             runs[method].append(_run_child(method, folder))
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    print(f"machine: {cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}")
+    print(f"machine: {machine_description()}")
     print(f"data: {folder} ({len(list(folder.iterdir()))} files)\n")
     print("| reader | median s | min s | peak MiB | shape | dtype |")
     print("|---|---|---|---|---|---|")
