@@ -11,13 +11,13 @@ Compares the lung methods (``classical_basic`` and ``classical`` always; ``hybri
   truth (with our lungs, and with the true lungs to separate mask from density error);
 * ``lidc_idri_0001``: lung volume, percent opacity, flags;
 * ``dicom_variants/jpeg2000_abdomen``: must come out as not a chest;
-* the sample trial (``sample_data/``, phantoms with ``truth.csv``): density percent
-  opacity vs truth per scan.
+* with ``--sample-trial``, the sample trial (``sample_data/``, phantoms with
+  ``truth.csv``): density percent opacity vs truth per scan.
 
 Usage::
 
     python scripts/evaluate_lungs.py [--data ../shared/data] [--methods classical hybrid]
-        [--severities 0 10 30 60] [--seeds 2] [--skip sample] [--json out.json]
+        [--severities 0 10 30 60] [--seeds 2] [--skip lidc] [--sample-trial] [--json out.json]
 
 Prints one Markdown table per data set, and a per-severity summary of the phantoms
 (min..max over seeds).
@@ -182,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                              "model when the model weights exist)")
     parser.add_argument("--severities", nargs="+", type=float, default=[0, 10, 20, 30, 45, 60])
     parser.add_argument("--seeds", type=int, default=2, help="phantoms per severity")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["cip", "phantoms", "lidc", "abdomen", "sample"])
-    parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="the sample trial folder")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["cip", "phantoms", "lidc", "abdomen"])
+    parser.add_argument("--sample-trial", nargs="?", type=Path, const=DEFAULT_SAMPLE, default=None,
+                        metavar="FOLDER", help="also score the sample trial against its truth.csv "
+                        "(default folder: sample_data/; 36 scans, about 1 minute per lung method)")
     parser.add_argument("--json", type=Path, default=None, help="also write all rows as JSON")
     args = parser.parse_args(argv)
 
@@ -203,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             results["lidc_idri_0001"] = eval_lidc(args.data, methods)
         if "abdomen" not in args.skip:
             results["jpeg2000_abdomen"] = eval_abdomen(args.data)
-        if "sample" not in args.skip:
-            results["sample_trial"] = eval_sample(args.sample, methods)
+        if args.sample_trial is not None:
+            results["sample_trial"] = eval_sample(args.sample_trial, methods)
     except (ChestCTError, OSError) as exc:
         print(f"evaluate_lungs: {exc}", file=sys.stderr)
         return 1
