@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from imaging.errors import ChestCTError
+from imaging.errors import ChestCTError, InvalidArgumentError
 from imaging.outputs import (
     ResultStore,
     atomic_write,
@@ -661,9 +661,10 @@ def score_studies(
     Raises
     ------
     NoDicomFoundError
-        ``root`` does not exist.
-    ValueError
-        ``out`` overlaps ``root``, a key lies inside ``out``, bad ``workers``.
+        ``root`` does not exist or holds no DICOM study (nothing is written).
+    InvalidArgumentError
+        ``out`` overlaps ``root``, a key lies inside ``out``, bad ``workers`` (a
+        :class:`ValueError` and a :class:`~imaging.errors.ChestCTError`).
     KeyboardInterrupt
         After Ctrl-C; finished scans are stored and a rerun resumes.
     """
@@ -678,11 +679,11 @@ def score_studies(
         raise NoDicomFoundError(f"root {str(root_path)!r} does not exist")
     out_path = None if out is None else Path(out)
     if out_path is not None and (is_within(out_path, root_path) or is_within(root_path, out_path)):
-        raise ValueError(f"out {str(out_path)!r} overlaps root {str(root_path)!r}: choose an output folder outside "
+        raise InvalidArgumentError(f"out {str(out_path)!r} overlaps root {str(root_path)!r}: choose an output folder outside "
                          "the input tree (the input is never written to)")
     n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
     if n_workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise InvalidArgumentError(f"workers must be >= 1, got {workers}")
     if scheduler is not None and not (isinstance(scheduler, str) or hasattr(scheduler, "submit")):
         raise TypeError(f"scheduler must be None, 'local', an address or a distributed.Client, got {scheduler!r}")
     options = dict(score_options or {})
@@ -702,6 +703,15 @@ def score_studies(
     s_hash = settings_hash({"scorer": s_name, "options": _jsonable(options)})
     wanted = tuple(k for k, on in zip(ARTIFACT_KINDS, (masks, qc, dicom_seg)) if on)
 
+    catalog = find_series(root_path, rules=rules, overrides=overrides)  # reads only: before anything is written
+    if not catalog.studies:
+        counts = catalog.skipped_counts()
+        detail = ": " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) if counts else ""
+        raise NoDicomFoundError(
+            f"no DICOM studies found under {str(root_path)!r} ({catalog.n_files} files looked at, "
+            f"{len(catalog.skipped_files)} skipped{detail}); nothing was scored or written"
+        )
+
     with contextlib.ExitStack() as stack:
         if out_path is not None:
             out_path.mkdir(parents=True, exist_ok=True)
@@ -714,7 +724,6 @@ def score_studies(
                  "" if key is None else " pseudonyms on (key fingerprint " + _fingerprint(key) + ")")
         if out_path is not None and stale:
             log.info("removed %d temporary files left by an interrupted run", stale)
-        catalog = find_series(root_path, rules=rules, overrides=overrides)
         log.info("found %d studies, %d series, %d files skipped (%s)", len(catalog.studies), len(catalog.series),
                  len(catalog.skipped_files), catalog.skipped_counts())
         store = ResultStore(out_path / "results") if out_path is not None else None
@@ -794,13 +803,24 @@ def score_studies(
             n_failed=int(table["error"].notna().sum()) if len(table) else 0,
             n_skipped_files=len(catalog.skipped_files), seconds=time.perf_counter() - started,
             out=None if out_path is None else str(out_path),
-            failures=[f"{r.series_uid or r.study_uid}: {r.error}" for r in table.itertuples() if isinstance(r.error, str)])
+            failures=[f"{_text(r.series_uid) or _text(r.study_uid)}: {r.error}"
+                      for r in table.itertuples() if _text(r.error)])
         if out_path is not None:
             write_table(table, out_path, "scores")
         for line in summary.lines():
             log.info(line)
         table.attrs["summary"] = summary.__dict__.copy()
         return table
+
+
+def _text(value: Any) -> str | None:
+    """A table cell as text; ``None`` for an empty cell (None, NaN, NA: pandas 3 string
+    columns hold missing values as NaN, which is truthy)."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
+        return None
+    return str(value)
 
 
 def _fingerprint(key: bytes) -> str:
@@ -816,7 +836,7 @@ def _load_pseudonym_key(pseudonym_key: Any, out: Path | None) -> bytes | None:
         from imaging.pseudonym import MIN_KEY_BYTES
 
         if len(pseudonym_key) < MIN_KEY_BYTES:
-            raise ValueError(f"pseudonym_key must be at least {MIN_KEY_BYTES} bytes, got {len(pseudonym_key)}")
+            raise InvalidArgumentError(f"pseudonym_key must be at least {MIN_KEY_BYTES} bytes, got {len(pseudonym_key)}")
         return bytes(pseudonym_key)
     from imaging.pseudonym import load_key
 

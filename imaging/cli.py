@@ -1,6 +1,8 @@
 """The ``chestct`` command line: ``chestct {inspect,score,compare,demo} ...``.
 
-Library errors become exit code 2 and one clear line on stderr; a Ctrl-C gives 130.
+Library errors become exit code 2 and one clear line on stderr; a Ctrl-C gives 130;
+a reader that closes stdout early (``chestct inspect ... | head``) ends the command
+quietly with exit code 141 (as a shell reports SIGPIPE).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from imaging import __version__
@@ -62,6 +65,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"chestct {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+#: exit code when the reader of stdout went away (128 + SIGPIPE), as a shell reports it
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's final flush raises nothing.
+
+    The recipe from the Python docs (``signal`` module, "Note on SIGPIPE").
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout has no real file descriptor
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

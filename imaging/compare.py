@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,14 +44,18 @@ from imaging import stats as S
 from imaging.errors import InvalidTableError
 from imaging.trial_tables import (
     WARNING_KINDS,
+    _table_label,
+    _warn,
     assign_visits,
     change_table,
     check_scores,
     check_visits,
     choose_reference,
+    describe_columns,
     join_arms,
     prepare_arms,
     prepare_scans,
+    read_table,
     report_missing_visits,
 )
 
@@ -70,6 +75,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Metrics compared when ``metrics`` is not given (those present in the scores table).
+#: Metric whose change defines the response categories unless the caller names another.
+DEFAULT_RESPONSE_METRIC = "percent_opacity"
+
 DEFAULT_METRICS: tuple[str, ...] = (
     "percent_opacity",
     "percent_high_opacity",
@@ -378,8 +386,8 @@ def _software_versions() -> dict[str, str]:
 
 
 def compare_arms(
-    scores: pd.DataFrame,
-    arms: pd.DataFrame,
+    scores: pd.DataFrame | str | os.PathLike[str],
+    arms: pd.DataFrame | str | os.PathLike[str],
     *,
     metrics: Sequence[str] | None = None,
     visits: Mapping[str, tuple[float, float]] | None = None,
@@ -398,14 +406,15 @@ def compare_arms(
 
     Parameters
     ----------
-    scores : DataFrame
-        One row per scan: ``patient_id``, ``study_date`` (ISO) or ``day`` (days since
+    scores : DataFrame or path-like
+        A table or its file (CSV, TSV or Parquet, read by
+        :func:`imaging.trial_tables.read_table`).  One row per scan: ``patient_id``, ``study_date`` (ISO) or ``day`` (days since
         baseline), the metric columns, optionally ``visit``, ``series_uid``, ``error``.
         With ``study_date``, day 0 is each patient's earliest study date, failed scans
         included (a failed baseline is reported as a missing baseline); ``day`` wins
         when both are present.
-    arms : DataFrame
-        ``patient_id``, ``arm`` and optional strata columns.
+    arms : DataFrame or path-like
+        A table or its file: ``patient_id``, ``arm`` and optional strata columns.
     metrics : sequence of str, optional
         Metric columns to compare; default those of :data:`DEFAULT_METRICS` present.
     visits : mapping str -> (target_day, window_days), optional
@@ -424,7 +433,8 @@ def compare_arms(
         ``patient_id`` and ``arm``; ``[]`` for none.
     response_metric : str, optional
         Metric for response categories; default ``percent_opacity`` when compared,
-        else the first metric.
+        else the first metric (recorded as a ``response_metric_substituted`` warning).
+        A metric asked for that the table lacks raises :class:`InvalidTableError`.
     response : ResponseCriteria, optional
         Category thresholds (defaults documented in :class:`ResponseCriteria`).
     outcome : {"change", "value", "relative_change_pct"}
@@ -475,10 +485,14 @@ def compare_arms(
     ['improved', 'improved', 'stable', 'stable']
     """
     # ---- arguments
+    if isinstance(scores, (str, os.PathLike)):
+        scores = read_table(scores, name="scores")
+    if isinstance(arms, (str, os.PathLike)):
+        arms = read_table(arms, name="arms")
     if not isinstance(scores, pd.DataFrame):
-        raise TypeError(f"scores must be a pandas DataFrame, got {type(scores).__name__}")
+        raise TypeError(f"scores must be a pandas DataFrame or a table path, got {type(scores).__name__}")
     if not isinstance(arms, pd.DataFrame):
-        raise TypeError(f"arms must be a pandas DataFrame, got {type(arms).__name__}")
+        raise TypeError(f"arms must be a pandas DataFrame or a table path, got {type(arms).__name__}")
     if outcome not in ("change", "value", "relative_change_pct"):
         raise ValueError(f"outcome must be 'change', 'value' or 'relative_change_pct', got {outcome!r}")
     if not 0 < confidence < 1:
@@ -493,12 +507,20 @@ def compare_arms(
     visits_checked = None if visits is None else check_visits(visits)
 
     metrics = check_scores(scores, metrics, DEFAULT_METRICS)
+    warn: list[dict[str, Any]] = []
     if response_metric is None:
-        response_metric = "percent_opacity" if "percent_opacity" in metrics else metrics[0]
+        response_metric = DEFAULT_RESPONSE_METRIC if DEFAULT_RESPONSE_METRIC in metrics else metrics[0]
+        if response_metric != DEFAULT_RESPONSE_METRIC:
+            why = "absent" if DEFAULT_RESPONSE_METRIC not in scores.columns else "not among the compared metrics"
+            _warn(warn, "response_metric_substituted", None, None,
+                  f"response metric {DEFAULT_RESPONSE_METRIC} {why}; using {response_metric}")
+    elif response_metric not in scores.columns:
+        raise InvalidTableError(
+            f"{_table_label(scores, 'scores')} has no column {response_metric!r} asked for as response_metric; "
+            f"it has {describe_columns(scores.columns)}"
+        )
     elif response_metric not in metrics:
         raise ValueError(f"response_metric {response_metric!r} must be one of the compared metrics {metrics}")
-
-    warn: list[dict[str, Any]] = []
 
     # ---- scans and visits
     scans, baseline, visit_order = prepare_scans(scores, visits_checked, baseline_visit, warn)

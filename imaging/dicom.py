@@ -268,8 +268,9 @@ def _majority(values: list[Any]) -> Any:
     return Counter(present).most_common(1)[0][0] if present else None
 
 
-def _names(headers: list[SliceHeader], limit: int = 3) -> str:
-    names = [h.path.name for h in headers[:limit]]
+def _names(headers: list[SliceHeader], limit: int = 3, *, root: Path | None = None) -> str:
+    """The first ``limit`` file names, relative to ``root`` when they lie under it."""
+    names = [_rel_name(h.path, root) for h in headers[:limit]]
     return ", ".join(names) + (f" and {len(headers) - limit} more" if len(headers) > limit else "")
 
 
@@ -300,12 +301,23 @@ def _safe_label(iop: tuple[float, ...]) -> str:
         return "invalid"
 
 
+def _rel_name(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` (POSIX separators); the bare file name otherwise."""
+    if root is not None:
+        try:
+            return Path(path).relative_to(root).as_posix() or Path(path).name
+        except ValueError:
+            pass
+    return Path(path).name
+
+
 def _placeholder_uid(kind: str, *parts: Any) -> str:
     digest = hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
     return f"missing-uid:{kind}:{digest}"
 
 
-def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: str) -> SeriesInfo:
+def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: str,
+                    root: Path | None = None) -> SeriesInfo:
     """Describe one series from its file headers: geometry, counts and problems.
 
     Parameters
@@ -314,6 +326,8 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
         Every image file of the series (any order).
     series_uid, study_uid : str
         Keys the series was grouped under.
+    root : Path, optional
+        Folder searched: problems name files relative to it (else by file name).
 
     Returns
     -------
@@ -330,7 +344,7 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
 
     localizers = [h for h in headers if _LOCALIZER_TYPES & set(h.image_type)]
     if localizers and len(localizers) < len(headers):
-        problems.append(f"{len(localizers)} localizer image(s) set aside: {_names(localizers)}")
+        problems.append(f"{len(localizers)} localizer image(s) set aside: {_names(localizers, root=root)}")
         set_aside = {id(h) for h in localizers}
         headers = [h for h in headers if id(h) not in set_aside]
 
@@ -346,7 +360,7 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
             seen_sop[h.sop_uid] = h
         refs.extend(SliceRef(h, f) for f in h.frames)
     if copies:
-        problems.append(f"{len(copies)} duplicate file(s) of the same instance ignored: {_names(copies)}")
+        problems.append(f"{len(copies)} duplicate file(s) of the same instance ignored: {_names(copies, root=root)}")
     copy_ids = {id(h) for h in copies}
     headers = [h for h in headers if id(h) not in copy_ids]
 
@@ -377,7 +391,9 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
         blocking.append(f"{len(colour)} colour image(s) (SamplesPerPixel {colour[0].samples_per_pixel}): not CT")
     truncated = [h for h in headers if any(p.startswith("truncated") for p in h.problems)]
     if truncated:
-        blocking.append(f"{len(truncated)} truncated file(s): {_names(truncated)}")
+        detail = next(p for p in truncated[0].problems if p.startswith("truncated"))
+        blocking.append(f"{len(truncated)} unreadable truncated file(s): {_names(truncated, root=root)} "
+                        f"({detail.removeprefix('truncated: ')})")
     for p in sorted({p for h in headers for p in h.problems if not p.startswith("truncated")}):
         problems.append(p)
 
@@ -464,10 +480,11 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
     )
 
 
-def _describe_safely(headers: list[SliceHeader], *, series_uid: str, study_uid: str) -> SeriesInfo:
+def _describe_safely(headers: list[SliceHeader], *, series_uid: str, study_uid: str,
+                     root: Path | None = None) -> SeriesInfo:
     """:func:`describe_series`, or a series marked unreadable when its headers defeat it."""
     try:
-        return describe_series(headers, series_uid=series_uid, study_uid=study_uid)
+        return describe_series(headers, series_uid=series_uid, study_uid=study_uid, root=root)
     except (ChestCTError, ValueError, TypeError, IndexError) as exc:
         h = headers[0]
         problem = f"headers could not be described ({type(exc).__name__}: {exc})"
@@ -558,7 +575,7 @@ def find_series(
     headers, skipped, n_files = _scan(root)
     studies = []
     for study_uid, groups in _group(headers).items():
-        series = [_describe_safely(hs, series_uid=uid, study_uid=study_uid) for uid, hs in groups.items()]
+        series = [_describe_safely(hs, series_uid=uid, study_uid=study_uid, root=root if root.is_dir() else None) for uid, hs in groups.items()]
         series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 62, s.series_uid))
         chosen, reasons = choose_series(series, rules, override=overrides.get(study_uid))
         first = series[0]

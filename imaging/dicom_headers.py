@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -292,12 +293,39 @@ def _pixel_element(fp: Any, pos: int, transfer_syntax: str, file_size: int) -> t
     else:
         return None, None, None
     if length == 0xFFFFFFFF:  # encapsulated (compressed) frames
-        return None, None, None
+        return None, None, _encapsulated_problem(fp, offset, file_size)
     if offset + length > file_size:
         return offset, length, (
             f"truncated: PixelData needs {length} bytes but only {max(0, file_size - offset)} remain"
         )
     return offset, length, None
+
+
+#: Item and sequence-delimiter tags of encapsulated pixel data, (group, element).
+_ITEM, _SEQ_END = (0xFFFE, 0xE000), (0xFFFE, 0xE0DD)
+
+
+def _encapsulated_problem(fp: Any, offset: int, file_size: int) -> str | None:
+    """A problem when encapsulated (compressed) pixel data ends before its delimiter.
+
+    Walks the item headers (8 bytes each, then skips the fragment); a file cut short
+    runs out before the (FFFE,E0DD) sequence delimiter.  ``None`` when complete or when
+    the layout is not the expected one (left to the pixel decoder).
+    """
+    pos = offset
+    while True:
+        fp.seek(pos)
+        head = fp.read(8)
+        if len(head) < 8:
+            return f"truncated: file is truncated ({file_size} bytes; it ends inside the compressed PixelData)"
+        group, elem, length = struct.unpack("<HHI", head)
+        if (group, elem) == _SEQ_END:
+            return None
+        if (group, elem) != _ITEM or length == 0xFFFFFFFF:
+            return None
+        pos += 8 + length
+        if pos > file_size:
+            return f"truncated: file is truncated ({file_size} bytes; it ends inside the compressed PixelData)"
 
 
 def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
@@ -322,6 +350,7 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
             else:
                 force = False
             ds: Any = None
+            read_warnings: list[str] = []
             if not force:
                 try:
                     ds = read_fast_header(fp, start, _WANTED)
@@ -332,7 +361,10 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
                 transfer_syntax, media_class, media_instance = ds.transfer_syntax, ds.media_class, ds.media_instance
             else:
                 fp.seek(0)
-                ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=force)
+                with warnings.catch_warnings(record=True) as caught:  # a problem of this file, not console noise
+                    warnings.simplefilter("always")
+                    ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=force)
+                read_warnings = [str(w.message) for w in caught]
                 pos = fp.tell()
                 meta = getattr(ds, "file_meta", None)
                 transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
@@ -344,13 +376,19 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
             if sop_class == DICOMDIR_SOP_CLASS or media_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
                 return SkippedFile(path, "DICOMDIR (an index of the export, not an image)")
             rows, columns = _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0
+            ended_early = [w for w in read_warnings if "end of file" in w.lower()]
+            if ended_early and (not rows or not columns):  # pydicom gave up on the whole header
+                return SkippedFile(path, f"truncated DICOM file ({size} bytes): {ended_early[0]}")
             if not rows or not columns:
                 return SkippedFile(path, f"DICOM without an image (SOP class {sop_class or 'unknown'})")
-            problems: list[str] = []
+            problems: list[str] = [
+                (f"truncated: file is truncated ({size} bytes; {w})" if "end of file" in w.lower() else f"header: {w}")
+                for w in read_warnings
+            ]
             offset = length = None
             if transfer_syntax in UNCOMPRESSED_SYNTAXES or transfer_syntax.startswith("1.2.840.10008.1.2.4") or transfer_syntax == "1.2.840.10008.1.2.5":
                 offset, length, problem = _pixel_element(fp, pos, transfer_syntax, size)
-                if problem:
+                if problem and not any(p.startswith("truncated") for p in problems):
                     problems.append(problem)
             if transfer_syntax not in UNCOMPRESSED_SYNTAXES:
                 offset = length = None  # compressed/deflated/big endian: decode through pydicom

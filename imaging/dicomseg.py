@@ -7,8 +7,9 @@ for a volume read from that series, whatever flips or permutations the reader ap
 so the SEG frames line up with the original slices.
 
 Privacy: highdicom copies the patient and study modules from the source images; the
-identifying ones (patient name, birth date, other IDs, referring physician) are emptied
-in the SEG, and the patient ID is replaced by the pseudonym when one is given.  The SEG
+identifying ones (patient name, birth date, other IDs, physicians, operators,
+institution, station) are removed or emptied in the SEG at any depth (nested sequences
+included), and the patient ID is replaced by the pseudonym when one is given.  The SEG
 still references the source series by its UIDs, which is how viewers (OHIF, 3D Slicer,
 PACS) attach it to the images.
 """
@@ -25,15 +26,36 @@ import numpy as np
 from imaging.errors import ChestCTError
 from imaging.volume import CTVolume
 
-__all__ = ["SegSegment", "masks_on_source_grid", "write_dicom_seg", "PHI_ATTRIBUTES_CLEARED"]
+__all__ = ["SegSegment", "masks_on_source_grid", "write_dicom_seg", "clear_identifiers", "PHI_ATTRIBUTES_CLEARED"]
 
-#: Attributes emptied in every SEG we write (they are copied from the sources by highdicom).
+#: Identifying attributes cleared in every SEG we write, at any depth (highdicom copies
+#: them from the sources, also into nested sequences such as ContributingEquipmentSequence).
 PHI_ATTRIBUTES_CLEARED: tuple[str, ...] = (
     "PatientName", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs", "OtherPatientNames",
     "OtherPatientIDsSequence", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
-    "ReferringPhysicianName", "InstitutionName", "InstitutionAddress", "PerformingPhysicianName",
-    "OperatorsName", "AccessionNumber",
+    "ReferringPhysicianName", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers",
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
+    "PerformingPhysicianName", "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy", "OperatorsName",
+    "AccessionNumber",
 )
+
+
+def clear_identifiers(ds: "object", *, nested: bool = False) -> None:
+    """Clear :data:`PHI_ATTRIBUTES_CLEARED` in ``ds`` and in every sequence item below it.
+
+    At the top level values are emptied (several are Type 2: present, may be empty) and
+    sequences removed; inside sequence items the attributes are removed.
+    """
+    cleared = set(PHI_ATTRIBUTES_CLEARED)
+    for elem in list(ds):  # type: ignore[attr-defined]
+        if elem.keyword in cleared:
+            if nested or elem.VR == "SQ":
+                del ds[elem.tag]  # type: ignore[index]
+            else:
+                elem.value = ""
+        elif elem.VR == "SQ":
+            for item in elem.value or ():
+                clear_identifiers(item, nested=True)
 
 
 @dataclass(frozen=True)
@@ -175,12 +197,7 @@ def write_dicom_seg(path: str | os.PathLike[str], volume: CTVolume, source_files
         manufacturer="chestct", manufacturer_model_name="chestct", software_versions=software_version,
         device_serial_number="0", series_description="chestct lungs and opacity",
         omit_empty_frames=bool(pixels.any()))
-    for keyword in PHI_ATTRIBUTES_CLEARED:
-        if keyword in seg_ds:
-            if keyword.endswith("Sequence"):
-                del seg_ds[keyword]
-            else:
-                setattr(seg_ds, keyword, "")
+    clear_identifiers(seg_ds)
     if patient_id is not None:
         seg_ds.PatientID = patient_id
     out = Path(path)

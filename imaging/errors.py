@@ -15,6 +15,8 @@ __all__ = [
     "PixelDecodeError",
     "NotAChestError",
     "InvalidTableError",
+    "InvalidArgumentError",
+    "MissingInputError",
 ]
 
 
@@ -48,3 +50,12 @@ class InvalidTableError(ChestCTError, ValueError):
     """A scores or arms table cannot be used: a required column is missing, a patient is
     given two arms, or no patient is left to compare; the message names the table and
     column and says what to fix."""
+
+
+class InvalidArgumentError(ChestCTError, ValueError):
+    """An argument cannot be used (an output folder inside the input, ``workers < 1``,
+    a malformed override, a key too short); the message names the argument and value."""
+
+
+class MissingInputError(ChestCTError, FileNotFoundError):
+    """A file named by an argument (pseudonym key, overrides table) does not exist."""

@@ -208,6 +208,38 @@ def _fix_bits(raw: np.ndarray, h: SliceHeader) -> np.ndarray:
     return raw & np.array((1 << h.bits_stored) - 1, dtype=raw.dtype)
 
 
+#: Packages that provide pydicom's decoders for compressed transfer syntaxes.
+_DECODER_PACKAGES = "pylibjpeg, pylibjpeg-openjpeg, pylibjpeg-libjpeg and pylibjpeg-rle"
+
+
+def _decode_error(h: SliceHeader, exc: BaseException, read_warnings: list[str]) -> PixelDecodeError:
+    """The error for pixels pydicom could not decode, naming the real cause.
+
+    A file that ends early (pydicom warned "End of file reached", or found no Pixel Data
+    although the header describes an image) is reported as truncated with its size; the
+    decoder packages are suggested only when no decoder for the syntax is installed.
+    """
+    import os
+
+    from pydicom.pixels import get_decoder
+
+    where = f"{h.path}: cannot decode pixel data ({syntax_name(h.transfer_syntax)})"
+    try:
+        size = os.path.getsize(h.path)
+    except OSError:
+        size = None
+    ended_early = any("end of file" in w.lower() for w in read_warnings) or "no 'Pixel Data'" in str(exc)
+    if ended_early or (h.pixel_offset is not None and size is not None and size < h.pixel_offset):
+        return PixelDecodeError(f"{where}: file is truncated ({size} bytes). Copy the file again from the archive.")
+    try:
+        available = get_decoder(h.transfer_syntax).is_available
+    except NotImplementedError:  # no decoder exists for this syntax at all
+        available = False
+    if not available:
+        return PixelDecodeError(f"{where}: {exc}. No decoder for this syntax is installed: install {_DECODER_PACKAGES}.")
+    return PixelDecodeError(f"{where}: {exc}")
+
+
 def _read_frames(h: SliceHeader) -> np.ndarray:
     """Stored pixel values of every frame of one file, shape (frames, rows, columns)."""
     n = max(1, h.n_frames)
@@ -226,16 +258,18 @@ def _read_frames(h: SliceHeader) -> np.ndarray:
         if raw.size != count:
             raise PixelDecodeError(f"{h.path}: truncated, {raw.size} of {count} pixel values present")
         return _fix_bits(raw, h).reshape(n, h.rows, h.columns)
+    import warnings
+
     import pydicom
 
-    try:
-        ds = pydicom.dcmread(h.path)
-        arr = ds.pixel_array
-    except (RuntimeError, NotImplementedError, ValueError, OSError, EOFError, KeyError, AttributeError, TypeError) as exc:
-        raise PixelDecodeError(
-            f"{h.path}: cannot decode pixel data ({syntax_name(h.transfer_syntax)}): {exc}. For compressed "
-            "syntaxes install pylibjpeg, pylibjpeg-openjpeg, pylibjpeg-libjpeg and pylibjpeg-rle."
-        ) from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(h.path)
+            arr = ds.pixel_array
+        except (RuntimeError, NotImplementedError, ValueError, OSError, EOFError, KeyError, AttributeError,
+                TypeError) as exc:
+            raise _decode_error(h, exc, [str(w.message) for w in caught]) from exc
     arr = np.asarray(arr)
     if arr.shape[-2:] != (h.rows, h.columns):
         raise PixelDecodeError(f"{h.path}: decoded shape {arr.shape} does not match {h.rows}x{h.columns}")

@@ -26,6 +26,7 @@ import os
 import secrets
 from pathlib import Path
 
+from imaging.errors import InvalidArgumentError, MissingInputError
 from imaging.outputs import is_within
 
 __all__ = ["MIN_KEY_BYTES", "pseudonymize", "load_key", "create_key_file", "key_fingerprint"]
@@ -84,21 +85,21 @@ def load_key(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
 
     Raises
     ------
-    FileNotFoundError
-        The key file does not exist.
-    ValueError
-        The key is too short, or it lies inside ``out``.
+    MissingInputError
+        The key file does not exist (a :class:`FileNotFoundError`).
+    InvalidArgumentError
+        The key is too short, or it lies inside ``out`` (a :class:`ValueError`).
     """
     key_path = Path(path)
     if out is not None and is_within(key_path, Path(out)):
-        raise ValueError(f"pseudonym key {key_path} lies inside the output folder {out}: "
+        raise InvalidArgumentError(f"pseudonym key {key_path} lies inside the output folder {out}: "
                          "keep the key outside OUT so the outputs can be shared without it")
     if not key_path.is_file():
-        raise FileNotFoundError(f"pseudonym key file {key_path} does not exist "
+        raise MissingInputError(f"pseudonym key file {key_path} does not exist "
                                 "(create one with `openssl rand -hex 32 > KEYFILE`)")
     key = key_path.read_bytes().strip()
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"pseudonym key {key_path} holds {len(key)} bytes; at least {MIN_KEY_BYTES} are needed")
+        raise InvalidArgumentError(f"pseudonym key {key_path} holds {len(key)} bytes; at least {MIN_KEY_BYTES} are needed")
     return key
 
 

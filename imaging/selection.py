@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from imaging.errors import InvalidArgumentError
+
 if TYPE_CHECKING:  # pragma: no cover
     from imaging.dicom import SeriesInfo
 
@@ -85,12 +87,12 @@ class SelectionRules:
 
     def __post_init__(self) -> None:
         if self.orientation not in ("axial", "coronal", "sagittal", "oblique"):
-            raise ValueError(f"orientation must be axial, coronal, sagittal or oblique, got {self.orientation!r}")
+            raise InvalidArgumentError(f"orientation must be axial, coronal, sagittal or oblique, got {self.orientation!r}")
         if int(self.min_slices) < 1:
-            raise ValueError(f"min_slices must be >= 1, got {self.min_slices}")
+            raise InvalidArgumentError(f"min_slices must be >= 1, got {self.min_slices}")
         lo, hi = (float(v) for v in self.thickness_range_mm)
         if not 0 <= lo <= hi:
-            raise ValueError(f"thickness_range_mm must be (low, high) with 0 <= low <= high, got {self.thickness_range_mm}")
+            raise InvalidArgumentError(f"thickness_range_mm must be (low, high) with 0 <= low <= high, got {self.thickness_range_mm}")
         object.__setattr__(self, "thickness_range_mm", (lo, hi))
         object.__setattr__(self, "kernel_preference", tuple(str(k).upper() for k in self.kernel_preference))
         object.__setattr__(self, "excluded_image_types", tuple(str(k).upper() for k in self.excluded_image_types))
@@ -181,7 +183,7 @@ def choose_series(
     if override is not None:
         match = [s for s in series if s.series_uid == override]
         if not match:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"override series_uid {override!r} is not in this study; its series are "
                 f"{[s.series_uid for s in series]}"
             )
@@ -241,6 +243,6 @@ def parse_overrides(items: Sequence[str] | None) -> Mapping[str, str]:
     for item in items or ():
         study, sep, series = item.partition("=")
         if not sep or not study or not series:
-            raise ValueError(f"override must be STUDY_UID=SERIES_UID, got {item!r}")
+            raise InvalidArgumentError(f"override must be STUDY_UID=SERIES_UID, got {item!r}")
         out[study.strip()] = series.strip()
     return out

@@ -9,6 +9,7 @@ drop.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from imaging.errors import InvalidTableError
 
 __all__ = [
     "WARNING_KINDS",
+    "read_table",
+    "describe_columns",
     "assign_visits",
     "check_visits",
     "check_scores",
@@ -45,7 +48,76 @@ WARNING_KINDS: dict[str, str] = {
     "missing_baseline": "the patient has no baseline scan; excluded from change and tests",
     "missing_visit": "the patient has a baseline but no scan at this visit",
     "zero_baseline": "baseline value is 0; relative change is undefined (NaN) for this patient and metric",
+    "response_metric_substituted": "the default response metric is absent; another compared metric is used",
 }
+
+#: Columns named in an error message before "... and N more".
+MAX_COLUMNS_SHOWN = 10
+
+#: Text columns of trial tables (IDs must not become numbers).
+_TEXT_COLUMNS = {"patient_id": str, "visit": str, "arm": str}
+
+
+def read_table(path: str | os.PathLike[str], *, name: str, dtype: Any = None) -> pd.DataFrame:
+    """Read a CSV/TSV or Parquet table; ``patient_id``, ``visit`` and ``arm`` stay text.
+
+    The path is kept in ``frame.attrs["source"]`` so that errors about the table name
+    the file.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv`` / ``.txt`` (comma), ``.tsv`` (tab), ``.parquet`` / ``.pq``.
+    name : str
+        What the table is ("scores", "arms", "overrides"), for messages.
+    dtype : optional
+        ``dtype`` for the CSV reader (default: the text columns above as str).
+
+    Raises
+    ------
+    InvalidTableError
+        The file is missing, has an unknown suffix or cannot be parsed.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} table path must be str or path-like, got {type(path).__name__}")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InvalidTableError(f"{name} table {path!r} does not exist or is not a file")
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
+                                dtype=_TEXT_COLUMNS if dtype is None else dtype, keep_default_na=True)
+        else:
+            raise InvalidTableError(f"{name} table {path!r}: unknown suffix {suffix!r}; use .csv, .tsv or .parquet")
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        if isinstance(exc, InvalidTableError):
+            raise
+        raise InvalidTableError(f"{name} table {path!r} could not be read: {exc}") from exc
+    frame.attrs["source"] = path
+    return frame
+
+
+def describe_columns(columns: Sequence[Any], limit: int = MAX_COLUMNS_SHOWN) -> str:
+    """The first ``limit`` column names, then "... and N more".
+
+    Examples
+    --------
+    >>> describe_columns(["a", "b", "c"], limit=2)
+    "['a', 'b', ... and 1 more]"
+    """
+    names = [str(c) for c in columns]
+    if len(names) <= limit:
+        return str(names)
+    return str(names[:limit])[:-1] + f", ... and {len(names) - limit} more]"
+
+
+def _table_label(table: pd.DataFrame, name: str) -> str:
+    """``name table 'path'`` when the table was read from a file, else ``name table``."""
+    source = table.attrs.get("source")
+    return f"{name} table {source!r}" if source else f"{name} table"
 
 _REFERENCE_PATTERN = re.compile(r"placebo|control|standard|usual|soc\b", re.IGNORECASE)
 _EPS = 1e-9
@@ -55,7 +127,8 @@ def _require_columns(table: pd.DataFrame, columns: Sequence[str], name: str, hin
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise InvalidTableError(
-            f"{name} table lacks column(s) {missing}; it has {list(table.columns)}. {hint}".strip()
+            f"{_table_label(table, name)} lacks column(s) {missing}; it has {describe_columns(table.columns)}. "
+            f"{hint}".strip()
         )
 
 
@@ -320,14 +393,15 @@ def check_scores(scores: pd.DataFrame, metrics: Sequence[str] | str | None,
     _require_columns(scores, ["patient_id"], "scores")
     if "study_date" not in scores.columns and "day" not in scores.columns:
         raise InvalidTableError(
-            f"scores table needs 'study_date' (ISO date) or 'day' (days since baseline); it has {list(scores.columns)}"
+            f"{_table_label(scores, 'scores')} needs 'study_date' (ISO date) or 'day' (days since baseline); "
+            f"it has {describe_columns(scores.columns)}"
         )
     if metrics is None:
         metrics = [m for m in default if m in scores.columns]
         if not metrics:
             raise InvalidTableError(
-                f"scores table has none of the default metrics {list(default)}; pass metrics=[...] "
-                f"naming numeric columns of {list(scores.columns)}"
+                f"{_table_label(scores, 'scores')} has none of the default metrics {list(default)}; pass "
+                f"metrics=[...] naming numeric columns of {describe_columns(scores.columns)}"
             )
     else:
         if isinstance(metrics, str):

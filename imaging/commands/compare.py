@@ -16,35 +16,7 @@ from typing import Any
 
 HELP = "compare change in CT scores between treatment arms (tables, statistics, HTML report)"
 
-__all__ = ["HELP", "configure", "run", "read_table", "parse_visit"]
-
-
-def read_table(path: str | Path, *, name: str) -> Any:
-    """Read a CSV/TSV or Parquet table; ``patient_id`` is kept as text.
-
-    Raises
-    ------
-    imaging.errors.InvalidTableError
-        The file is missing, has an unknown suffix or cannot be parsed.
-    """
-    import pandas as pd
-
-    from imaging.errors import InvalidTableError
-
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidTableError(f"{name} table {str(path)!r} does not exist or is not a file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".tsv", ".txt"):
-            sep = "\t" if suffix == ".tsv" else ","
-            return pd.read_csv(path, sep=sep, dtype={"patient_id": str, "visit": str, "arm": str},
-                               keep_default_na=True)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise InvalidTableError(f"{name} table {str(path)!r} could not be read: {exc}") from exc
-    raise InvalidTableError(f"{name} table {str(path)!r}: unknown suffix {suffix!r}; use .csv, .tsv or .parquet")
+__all__ = ["HELP", "configure", "run", "parse_visit"]
 
 
 def parse_visit(text: str) -> tuple[str, tuple[float, float]]:
@@ -108,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from imaging.compare import ResponseCriteria, compare_arms
     from imaging.report import key_results, write_report
+    from imaging.trial_tables import read_table
 
     scores = read_table(args.scores, name="scores")
     arms = read_table(args.arms, name="arms")
@@ -134,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:  # InvalidTableError is a ValueError too
         print(f"chestct compare: error: {exc}", file=sys.stderr)
         return 2
+    for row in comparison.warnings.itertuples():
+        if row.kind == "response_metric_substituted":
+            print(f"chestct compare: warning: {row.detail}", file=sys.stderr)
     report = write_report(comparison, args.outdir, title=args.title)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
         print(key_results(comparison).to_string(index=False))

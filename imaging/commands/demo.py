@@ -31,12 +31,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def truth_agreement(scores: "object", truth_path: Path) -> str | None:
-    """One line comparing measured and true percent opacity, or None without a usable truth table.
+    """A labelled check of measured against true percent opacity, or None without a usable truth table.
 
     The truth table is joined on ``series_uid`` when it has that column, else on
     ``patient_id`` and ``study_date``; its true percent opacity is the column
-    ``percent_opacity`` (or ``true_percent_opacity`` / ``truth_percent_opacity``).
+    ``percent_opacity`` (or ``true_percent_opacity`` / ``truth_percent_opacity``).  The
+    line names the truth file, the mean and largest absolute error in percentage points,
+    the scan with the largest (patient and ``visit_day``, else study date), and where
+    the known limits are described.
     """
+    import os
+
     import numpy as np
     import pandas as pd
 
@@ -48,14 +53,25 @@ def truth_agreement(scores: "object", truth_path: Path) -> str | None:
     scored = scores  # type: ignore[assignment]
     if value is None or not set(keys) <= set(truth.columns) or "percent_opacity" not in scored:  # type: ignore[operator]
         return None
+    labels = [c for c in ("patient_id", "visit_day", "study_date") if c in truth.columns and c not in keys]
     merged = scored[keys + ["percent_opacity"]].merge(  # type: ignore[index]
-        truth[keys + [value]].rename(columns={value: "_truth"}), on=keys, how="inner")
-    merged = merged.dropna()
+        truth[keys + labels + [value]].rename(columns={value: "_truth"}), on=keys, how="inner")
+    merged = merged.dropna(subset=["percent_opacity", "_truth"]).reset_index(drop=True)
     if merged.empty:
         return None
-    diff = merged["percent_opacity"].to_numpy(float) - merged["_truth"].to_numpy(float)
-    return (f"percent opacity vs truth over {len(merged)} scans: mean absolute difference "
-            f"{np.mean(np.abs(diff)):.2f} points, largest {np.max(np.abs(diff)):.2f} points")
+    error = np.abs(merged["percent_opacity"].to_numpy(float) - merged["_truth"].to_numpy(float))
+    worst = merged.iloc[int(np.argmax(error))]
+    when = (f"day {float(worst['visit_day']):g}" if "visit_day" in merged and pd.notna(worst["visit_day"])
+            else str(worst.get("study_date", "")))
+    where = " ".join(str(v) for v in (worst.get("patient_id"), when) if v not in (None, "") and pd.notna(v))
+    try:
+        shown = os.path.relpath(truth_path)
+    except ValueError:  # another drive (Windows)
+        shown = str(truth_path)
+    shown = shown if not shown.startswith("..") else str(truth_path)
+    return (f"check against the phantom truth ({shown}), {len(merged)} scans: mean |error| "
+            f"{np.mean(error):.2f} points, largest {np.max(error):.2f} ({where or 'one scan'}) in percent opacity; "
+            "see README 'Scoring' for known limits")
 
 
 def run(args: argparse.Namespace) -> int:

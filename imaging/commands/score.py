@@ -58,12 +58,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def read_overrides(path: Path) -> dict[str, str]:
     """``study_uid,series_uid`` CSV to a dict."""
-    import pandas as pd
+    from imaging.errors import InvalidTableError
+    from imaging.trial_tables import read_table
 
-    table = pd.read_csv(path, dtype=str)
+    table = read_table(path, name="overrides", dtype=str)
     missing = {"study_uid", "series_uid"} - set(table.columns)
     if missing:
-        raise ValueError(f"overrides table {path} lacks columns {sorted(missing)} (has {list(table.columns)})")
+        raise InvalidTableError(f"overrides table {path} lacks columns {sorted(missing)} (has {list(table.columns)})")
     return {str(r.study_uid).strip(): str(r.series_uid).strip() for r in table.itertuples() if isinstance(r.study_uid, str)}
 
 

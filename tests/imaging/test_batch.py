@@ -261,3 +261,44 @@ def test_overrides_table_chooses_the_series(tmp_path: Path, capsys: pytest.Captu
     assert pd.read_csv(out / "scores.csv")["series_uid"].tolist() == [thick]
     manifest = pd.read_csv(out / "manifest.csv").set_index("series_uid")
     assert bool(manifest.loc[thick, "chosen"]) and "override" in manifest.loc[thick, "reason"].lower()
+
+
+def test_failure_line_of_a_study_with_only_a_truncated_file_names_study_and_file(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "in", n_patients=1)
+    files = write_series(root / "PATT" / "v0", patient_id="PID-T", study_key="v0", series_key="ax",
+                         study_date="20200303", hu=chest_hu()[:1])
+    files[0].write_bytes(files[0].read_bytes()[:-300])
+    table = score_studies(root, rules=RULES, scorer=toy_scorer, progress=False)
+    (failure,) = table.attrs["summary"]["failures"]
+    study_uid = table.loc[table["patient_id"] == "PID-T", "study_uid"].item()
+    assert failure.startswith(f"{study_uid}: no series to score")  # not "nan: ..."
+    assert "truncated file(s): PATT/v0/000001.dcm" in failure
+
+
+def test_empty_root_is_no_dicom_found_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from imaging.cli import main
+    from imaging.errors import NoDicomFoundError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not DICOM\n")
+    with pytest.raises(NoDicomFoundError, match=r"no DICOM studies found under .*\(1 files looked at, 1 skipped: 1 not DICOM"):
+        score_studies(empty, out=tmp_path / "o", scorer=toy_scorer, progress=False)
+    assert main(["score", str(empty), "-o", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no DICOM studies found" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no OUT created
+
+
+@pytest.mark.parametrize("extra", [["-o", "{root}/out"], ["-o", "{tmp}/o", "-j", "0"], ["-o", "{tmp}/o", "--min-slices", "0"],
+                                   ["-o", "{tmp}/o", "--override", "nonsense"],
+                                   ["-o", "{tmp}/o", "--overrides", "{tmp}/absent.csv"],
+                                   ["-o", "{tmp}/o", "--pseudonymize", "{tmp}/absent.key"]])
+def test_argument_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str]) -> None:
+    from imaging.cli import main
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    args = [a.format(root=root, tmp=tmp_path) for a in extra]
+    assert main(["score", str(root), *args, "--no-progress", "--scorer", "tests.imaging.batch_helpers:toy_scorer"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("chestct score: error: "), err

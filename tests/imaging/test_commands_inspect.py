@@ -72,3 +72,21 @@ def test_bad_override_is_a_usage_error(study, capsys):
     assert "STUDY_UID=SERIES_UID" in capsys.readouterr().err
     assert main(["inspect", str(root), "--choose", f"{uid}=1.2.3"]) == 2
     assert "not in this study" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_closed_stdout_ends_quietly_with_141(study, monkeypatch, capsys, extra):
+    """``chestct inspect ROOT | head -1``: the reader goes away; no traceback, exit 141."""
+    import os
+
+    root, *_ = study
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone
+    closed = open(write_end, "w", buffering=1)  # line-buffered: the first line hits the pipe
+    monkeypatch.setattr("sys.stdout", closed)
+    try:
+        assert main(["inspect", str(root), *extra]) == 141
+    finally:
+        monkeypatch.undo()
+        closed.close()  # stdout now points at devnull: closing raises nothing
+    assert "Traceback" not in capsys.readouterr().err

@@ -550,3 +550,44 @@ def test_bad_dates_and_missing_ids_are_warned():
     assert len(w.query("kind == 'missing_patient_id'")) == 1
     assert set(w.query("kind == 'missing_visit'")["patient_id"]) == {"P000", "P001"}
     assert res.scans["status"].value_counts()["used"] == 16
+
+
+def test_compare_arms_reads_table_paths_csv_tsv_parquet(tmp_path):
+    scores, arms = make_trial(np.random.default_rng(0), n_per_arm=3)
+    scores.to_parquet(tmp_path / "scores.parquet")
+    arms.to_csv(tmp_path / "arms.csv", index=False)
+    arms.to_csv(tmp_path / "arms.tsv", index=False, sep="\t")
+    expected = compare_arms(scores, arms, rng=0, mixed=False, n_boot=200).tests
+    for arms_path in ("arms.csv", "arms.tsv"):
+        got = compare_arms(str(tmp_path / "scores.parquet"), tmp_path / arms_path, rng=0, mixed=False, n_boot=200)
+        pd.testing.assert_frame_equal(got.tests, expected)
+
+
+def test_missing_column_error_names_the_file_and_few_columns(tmp_path):
+    scores, arms = make_trial(np.random.default_rng(0), n_per_arm=3)
+    wide = scores.drop(columns="patient_id").assign(**{f"extra_{i}": 1.0 for i in range(60)})
+    path = tmp_path / "scores.csv"
+    wide.to_csv(path, index=False)
+    with pytest.raises(InvalidTableError) as err:
+        compare_arms(path, arms)
+    message = str(err.value)
+    assert repr(str(path)) in message and "'patient_id'" in message
+    assert f"... and {len(wide.columns) - 10} more" in message and "extra_59" not in message
+
+
+def test_absent_default_response_metric_is_a_warning_row_and_absent_asked_metric_an_error(tmp_path, capsys):
+    from imaging.cli import main
+
+    scores, arms = make_trial(np.random.default_rng(0), n_per_arm=3)
+    no_default = scores.drop(columns="percent_opacity")
+    res = compare_arms(no_default, arms, rng=0, mixed=False, n_boot=200)
+    row = res.warnings.query("kind == 'response_metric_substituted'")
+    assert row["detail"].tolist() == ["response metric percent_opacity absent; using percent_high_opacity"]
+    with pytest.raises(InvalidTableError, match="'percent_opacity'"):
+        compare_arms(no_default, arms, response_metric="percent_opacity")
+
+    no_default.to_csv(tmp_path / "scores.csv", index=False)
+    arms.to_csv(tmp_path / "arms.csv", index=False)
+    assert main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.csv"), "-o", str(tmp_path / "rep"),
+                 "--n-boot", "200", "--no-mixed"]) == 0
+    assert "response metric percent_opacity absent; using percent_high_opacity" in capsys.readouterr().err

@@ -65,3 +65,18 @@ def test_sample_trial_scores_match_the_truth_table(demo_run: tuple[Path, int, st
     error = (merged["percent_opacity"] - merged["percent_opacity_truth"]).abs()
     assert error.max() <= TOLERANCE_PCT_POINTS, merged[["patient_id", "study_date", "percent_opacity",
                                                         "percent_opacity_truth"]].to_string()
+
+
+def test_truth_agreement_is_a_labelled_check_naming_the_worst_scan(tmp_path: Path) -> None:
+    from imaging.commands.demo import truth_agreement
+
+    scores = pd.DataFrame({"series_uid": ["1.1", "1.2", "2.1"], "patient_id": ["P01", "P01", "P03"],
+                           "percent_opacity": [10.0, 12.0, 30.0]})
+    truth = pd.DataFrame({"patient_id": ["P01", "P01", "P03"], "study_date": ["2020-02-17", "2020-02-24", "2020-02-20"],
+                          "visit_day": [0, 7, 7], "series_uid": ["1.1", "1.2", "2.1"],
+                          "percent_opacity": [11.0, 12.5, 20.0]})
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    line = truth_agreement(scores, tmp_path / "truth.csv")
+    assert line.startswith("check against the phantom truth (")
+    assert "truth.csv), 3 scans: mean |error| 3.83 points, largest 10.00 (P03 day 7)" in line
+    assert "README 'Scoring'" in line

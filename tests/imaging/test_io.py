@@ -426,3 +426,53 @@ def test_file_cut_before_pixel_data_blocks_the_series(tmp_path):
     assert any("truncated" in b for b in s.blocking)
     with pytest.raises(PixelDecodeError, match=paths[2].name):
         load_scan(tmp_path / "s")
+
+
+def _jpeg2000_series_with_truncated_slice(folder):
+    from pydicom.pixels import get_encoder
+
+    if not get_encoder(pydicom.uid.JPEG2000Lossless).is_available:
+        pytest.skip("no JPEG 2000 encoder installed to write the test data")
+    paths, *_ = write_series(folder, n=4, rows=32, cols=32, transfer_syntax=pydicom.uid.JPEG2000Lossless)
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[:-60])
+    return paths[2], len(data) - 60
+
+
+def test_truncated_jpeg2000_slice_is_reported_as_truncated_not_as_missing_decoder(tmp_path):
+    import warnings
+
+    from imaging.dicom_headers import read_header
+    from imaging.io import _read_frames
+
+    path, size = _jpeg2000_series_with_truncated_slice(tmp_path / "s")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        catalog = find_series(tmp_path, rules=None)
+        with pytest.raises(PixelDecodeError, match=rf"s/{path.name} \(file is truncated \({size} bytes") as err:
+            load_scan(tmp_path, min_slices=3)
+        with pytest.raises(PixelDecodeError, match=rf"file is truncated \({size} bytes\)") as direct:
+            _read_frames(read_header(path, size))  # the decoder's own error, past the header check
+    assert "install" not in str(err.value) and "install" not in str(direct.value)
+    assert not [w for w in caught if "End of file" in str(w.message)]
+    (series,) = catalog.series
+    assert any("truncated" in p for p in series.problems)
+
+
+def test_header_read_warning_is_recorded_as_a_problem_of_the_file(tmp_path):
+    """pydicom's "End of file reached before delimiter" becomes a problem, never console noise."""
+    import warnings
+
+    paths, *_ = write_series(tmp_path / "s", n=4)
+    data = paths[1].read_bytes()
+    # cut the file inside an undefined-length element placed before PixelData (the fast
+    # reader hands such a file to pydicom, which then runs out of file looking for its end)
+    pixel_tag = data.index(b"\xe0\x7f\x10\x00OB") if b"\xe0\x7f\x10\x00OB" in data else data.index(b"\xe0\x7f\x10\x00OW")
+    private = b")\x00\x10\x00LO\x0c\x00CHESTCT TEST" + b")\x00\x20\x10OB\x00\x00\xff\xff\xff\xff" + b"\x01" * 40
+    paths[1].write_bytes(data[:pixel_tag] + private)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        catalog = find_series(tmp_path)
+    assert not [w for w in caught if "End of file" in str(w.message)]
+    (skipped,) = catalog.skipped_files  # not "DICOM without an image": pydicom lost the header
+    assert skipped.path == paths[1] and skipped.reason.startswith(f"truncated DICOM file ({paths[1].stat().st_size} bytes)")

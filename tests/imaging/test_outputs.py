@@ -126,3 +126,35 @@ def test_dicom_seg_frames_follow_the_source_slices(tmp_path: Path, flip: bool) -
     assert np.array_equal(pixels[..., 0].astype(bool), hu < -500)
     assert np.array_equal(pixels[..., 1].astype(bool), (hu > -500) & (hu < 0))
     assert str(seg.PatientName) == "" and seg.PatientBirthDate == "" and seg.PatientID == "anon-1"
+
+
+def test_dicom_seg_clears_identifiers_in_nested_sequences(tmp_path: Path) -> None:
+    import pydicom
+
+    from imaging.dicomseg import SegSegment, write_dicom_seg
+    from imaging.volume import CTVolume, ScanInfo
+    from tests.imaging.batch_helpers import chest_hu, write_series
+
+    hu = chest_hu((4, 12, 12))
+    files = write_series(tmp_path / "src", patient_id="P1", study_key="s", series_key="a", study_date="20200101", hu=hu)
+    identifying = {"InstitutionName": "St Example Hospital", "InstitutionAddress": "1 Example Road",
+                   "StationName": "CTSTATION7", "OperatorsName": "Oper^Olga", "PerformingPhysicianName": "Perf^Paul"}
+    for f in files:  # sources carrying identifiers at the top level and in a nested item
+        ds = pydicom.dcmread(f)
+        for keyword, value in identifying.items():
+            setattr(ds, keyword, value)
+        item = pydicom.Dataset()
+        item.Manufacturer = "X"
+        item.InstitutionName = "St Nested Hospital"
+        item.OperatorsName = "Nested^Nora"
+        ds.ContributingEquipmentSequence = [item]
+        ds.save_as(f)
+    first = pydicom.dcmread(files[0])
+    volume = CTVolume(hu, (3.0, 2.0, 2.0), tuple(float(v) for v in first.ImagePositionPatient), np.eye(3),
+                      ScanInfo(series_uid=first.SeriesInstanceUID))
+    write_dicom_seg(tmp_path / "seg.dcm", volume, files, [SegSegment("Lungs", hu < -500, "lung")],
+                    software_version="test", patient_id="anon-1")
+    blob = (tmp_path / "seg.dcm").read_bytes()
+    for value in [*identifying.values(), "St Nested Hospital", "Nested^Nora", "Doe^Janet", "19450317", "Smith^Referrer"]:
+        assert value.encode() not in blob, value
+    assert pydicom.dcmread(tmp_path / "seg.dcm").Modality == "SEG"
