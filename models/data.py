@@ -10,6 +10,9 @@ of one scan are near copies, so the train/validation split must be by whole scan
 Every COVID slice contains infection; negatives (healthy lungs) come from synthetic HU
 chest slices: :func:`phantom_slices` (the project's phantom, :mod:`imaging.phantom`) when
 it is available, else :func:`synthetic_chest_slice` (a simple built-in generator).
+With ``lung_free=True`` the phantoms' slices without lungs (neck; upper abdomen with
+liver, stomach and gastric air bubble; shifted along the table to see more of them) are
+negatives too, labelled background.
 """
 
 from __future__ import annotations
@@ -369,6 +372,8 @@ def phantom_slices(
     rng: np.random.Generator, *, n_volumes: int = 12, shape: tuple[int, int, int] = (24, 256, 256),
     spacing_mm: tuple[float, float, float] = (10.0, 1.4, 1.4),
     percent_opacity: Sequence[float] = (0.0, 5.0, 0.0, 15.0, 0.0, 30.0),
+    lung_free: bool = False,
+    table_shifts: Sequence[float] = (0.0,),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Axial slices of the project's phantoms (:func:`imaging.phantom.make_phantom`).
 
@@ -379,6 +384,16 @@ def phantom_slices(
         Phantoms to build; volume ``i`` uses ``percent_opacity[i % len(...)]``.
     shape, spacing_mm : (z, y, x) phantom geometry
     percent_opacity : floats, percent of lung volume with lesions (0 = healthy)
+    lung_free : bool
+        Keep the slices without lungs too (neck above the apices; upper abdomen below the
+        diaphragm with liver, stomach and its gastric air bubble, table): negatives
+        labelled background. False keeps only the lung-bearing slices.
+    table_shifts : floats
+        Shifts of the patient along the table (:class:`imaging.phantom.Pose` ``dt``,
+        normalised ``t`` units, 0.02 ~ 6 mm), cycled over the volumes: positive moves the
+        patient superior so more abdomen is in the field of view, negative shows more of
+        the neck. The phantom always frames the chest, so this is how lung-free slices are
+        obtained.
 
     Returns
     -------
@@ -391,14 +406,20 @@ def phantom_slices(
     ImportError
         When :mod:`imaging.phantom` is not available.
     """
-    from imaging.phantom import make_phantom  # optional: owned by another module
+    from imaging.phantom import Pose, make_phantom  # optional: owned by another module
 
+    if n_volumes < 1:
+        raise ValueError(f"n_volumes must be >= 1, got {n_volumes!r}")
+    if len(percent_opacity) == 0 or len(table_shifts) == 0:
+        raise ValueError("percent_opacity and table_shifts must not be empty")
     hus, lungs, lesions = [], [], []
     for i in range(n_volumes):
+        dt = float(table_shifts[i % len(table_shifts)])
         ph = make_phantom(shape=shape, spacing_mm=spacing_mm,
-                          percent_opacity=float(percent_opacity[i % len(percent_opacity)]), rng=rng)
+                          percent_opacity=float(percent_opacity[i % len(percent_opacity)]), rng=rng,
+                          pose=Pose(dt=dt) if dt else None)
         lung = np.asarray(ph.lungs) > 0
-        keep = lung.any(axis=(1, 2))
+        keep = np.ones(lung.shape[0], dtype=bool) if lung_free else lung.any(axis=(1, 2))
         hus.append(np.asarray(ph.volume.hu, dtype=np.float32)[keep])
         lungs.append(lung[keep])
         lesions.append(np.asarray(ph.lesions, dtype=np.uint8)[keep])

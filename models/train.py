@@ -60,6 +60,13 @@ class TrainConfig:
     synthetic_bank: int = 160
     healthy_fraction: float = 0.5  # of the synthetic slices
     use_phantom: bool = True
+    phantom_volumes: int = 12
+    phantom_lung_free: bool = False  # also the neck / abdomen slices (background labels)
+    phantom_table_shifts: tuple[float, ...] = (0.0,)  # Pose.dt per phantom, cycled
+    init: str | None = None  # checkpoint to fine-tune from (same network config)
+    warmup: int = 100
+    lesion_class_weight: float = 2.0  # cross-entropy weight of the lesion class
+    lesion_dice_weight: float = 1.0  # weight of the soft lesion Dice term
     crop: int | None = 160  # random training crops (speed); inference uses whole slices
     eval_every_s: float = 600.0
     threads: int = 2
@@ -157,7 +164,9 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
 
 
 def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
-                    use_phantom: bool, log: Callable[[str], None]):
+                    use_phantom: bool, log: Callable[[str], None], *,
+                    phantom_volumes: int = 12, lung_free: bool = False,
+                    table_shifts: tuple[float, ...] = (0.0,)):
     hus, labels = [], []
     kinds = [None, "ggo", "consolidation", "mixed"]
     for i in range(n):
@@ -168,7 +177,9 @@ def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
     source = "builtin synthetic_chest_slice"
     if use_phantom:
         try:
-            ph_hu, ph_lungs, ph_les = phantom_slices(rng)
+            ph_hu, ph_lungs, ph_les = phantom_slices(rng, n_volumes=phantom_volumes,
+                                                     lung_free=lung_free,
+                                                     table_shifts=table_shifts)
         except ImportError as exc:
             log(f"imaging.phantom not available ({exc}); built-in synthetic slices only")
         else:
@@ -180,7 +191,9 @@ def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
                     le = cv2.resize(le, (NET_SIZE, NET_SIZE), interpolation=cv2.INTER_NEAREST)
                 hus.append(hu.astype(np.float32))
                 labels.append(make_labels(lu, (le > 0) & lu))
-            source += f" + {len(ph_hu)} imaging.phantom slices"
+            n_free = int((~ph_lungs.any(axis=(1, 2))).sum())
+            source += (f" + {len(ph_hu)} imaging.phantom slices ({phantom_volumes} volumes, "
+                       f"{n_free} lung-free)")
     return hus, labels, source
 
 
@@ -232,8 +245,10 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
     labels = make_labels(data.lungs, data.infection)
     log(f"{len(data)} covid slices, {len(blocks)} blocks; train blocks {train_b} "
         f"({len(tr)} slices), validation blocks {val_b} ({len(va)} slices)")
-    syn_hu, syn_lab, syn_source = _synthetic_bank(config.synthetic_bank, config.healthy_fraction,
-                                                  rng, config.use_phantom, log)
+    syn_hu, syn_lab, syn_source = _synthetic_bank(
+        config.synthetic_bank, config.healthy_fraction, rng, config.use_phantom, log,
+        phantom_volumes=config.phantom_volumes, lung_free=config.phantom_lung_free,
+        table_shifts=tuple(config.phantom_table_shifts))
     # fixed synthetic validation: healthy slices, default display window
     vrng = np.random.default_rng(config.seed + 1)
     syn_val = [synthetic_chest_slice(vrng, size=NET_SIZE, lesion=None) for _ in range(32)]
@@ -242,11 +257,19 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
     log(f"synthetic bank: {len(syn_hu)} slices from {syn_source} "
         f"({time.time() - t0:.0f} s)")
 
-    net = UNet2D(base=config.base, levels=config.levels).to(device)
+    net = UNet2D(base=config.base, levels=config.levels)
+    if config.init:
+        init = torch.load(config.init, map_location="cpu", weights_only=True)
+        if dict(init["config"]) != dict(net.config):
+            raise ValueError(f"init checkpoint {config.init!r} has network config "
+                             f"{init['config']}, expected {net.config}")
+        net.load_state_dict(init["state_dict"])
+        log(f"fine-tuning from {config.init} ({init['training']['steps']} steps)")
+    net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    class_w = torch.tensor([1.0, 1.0, 2.0], device=device)
+    class_w = torch.tensor([1.0, 1.0, config.lesion_class_weight], device=device)
     budget_s = config.minutes * 60.0
-    warmup = 100
+    warmup = max(1, config.warmup)
 
     def lr_at(step: int, elapsed: float) -> float:
         frac = step / config.steps if config.steps else elapsed / budget_s
@@ -307,7 +330,7 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
         t_les = (yb == 2).float()
         d_lung = 1 - (2 * (p_lung * t_lung).sum() + 1) / (p_lung.sum() + t_lung.sum() + 1)
         d_les = 1 - (2 * (p_les * t_les).sum() + 1) / (p_les.sum() + t_les.sum() + 1)
-        loss = ce + d_lung + d_les
+        loss = ce + d_lung + config.lesion_dice_weight * d_les
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

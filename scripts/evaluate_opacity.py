@@ -13,6 +13,8 @@ Sections (each skipped with a message when its data is missing):
 * ``covid_validation``: the held-out blocks (whole scans) of ``covid19_ct_slices`` recorded
   in the checkpoint: infection and lung Dice over all validation slices, per-scan
   infected-lung percent vs the expert masks, Pearson r.
+* ``cip_ct64``: a real chest CT downsampled to 64 x 64 x 79 with an algorithmic whole-lung
+  mask: lung Dice and percent opacity (HU input).
 * ``phantoms``: :func:`imaging.phantom.make_phantom` volumes never used in training
   (seeds differ): ground-glass and consolidation volumes vs truth, lung Dice, for HU input
   and for the same volume converted to display images.
@@ -78,6 +80,8 @@ def evaluate_covid(root: Path) -> dict:
     from scipy.stats import pearsonr
 
     from models import load_model, predict_classes
+    from models.inference import rim_trim_steps, trim_extrapulmonary_rim
+    from models.preprocess import display_to_hu_approx
     from models.data import block_indices, find_scan_blocks, load_covid_slices, split_blocks
 
     net = load_model()
@@ -88,12 +92,17 @@ def evaluate_covid(root: Path) -> dict:
     if recorded is not None and list(recorded) != list(val_b):
         raise ValueError(f"validation blocks {val_b} differ from the checkpoint's {recorded}")
     per_scan = []
-    inter_i = sum_i = inter_l = sum_l = 0
+    inter_i = sum_i = inter_l = sum_l = inter_t = sum_t = 0
     slice_pred, slice_ref = [], []
     for b in val_b:
         idx = block_indices(blocks, [b])
         pred = predict_classes(data.images[idx], kind="display", model=net)
         pl, pi = pred > 0, pred == 2
+        # the lesion as segment_opacity reports it (dense extrapulmonary rim trimmed)
+        pt = trim_extrapulmonary_rim(pred, display_to_hu_approx(data.images[idx]),
+                                     steps=rim_trim_steps(pred.shape[-2:], None))
+        inter_t += int(np.logical_and(pt, data.infection[idx]).sum())
+        sum_t += int(pt.sum() + data.infection[idx].sum())
         rl, ri = data.lungs[idx], data.infection[idx]
         inter_i += int(np.logical_and(pi, ri).sum()); sum_i += int(pi.sum() + ri.sum())
         inter_l += int(np.logical_and(pl, rl).sum()); sum_l += int(pl.sum() + rl.sum())
@@ -111,11 +120,28 @@ def evaluate_covid(root: Path) -> dict:
         "validation_blocks": [int(b) for b in val_b],
         "n_slices": int(sum(blocks[b][1] - blocks[b][0] for b in val_b)),
         "infection_dice": round(2 * inter_i / max(sum_i, 1), 4),
+        "infection_dice_rim_trimmed": round(2 * inter_t / max(sum_t, 1), 4),
         "lung_dice": round(2 * inter_l / max(sum_l, 1), 4),
         "pearson_r_per_scan": round(float(r_scan.statistic), 4),
         "pearson_r_per_slice": round(float(r_slice.statistic), 4),
         "per_scan": per_scan,
     }
+
+
+def evaluate_cip(path: Path) -> dict:
+    """Real chest CT downsampled to 64 x 64 x 79 (4.2 x 4.2 x 4.0 mm): lung Dice vs its mask."""
+    import SimpleITK as sitk
+
+    from models import predict_lungs_and_opacity
+
+    img = sitk.ReadImage(str(path / "ct-64.nrrd"))
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(path / "wholeLung-64.nrrd"))) > 0
+    hu = sitk.GetArrayFromImage(img).astype(np.float32)
+    spacing = tuple(float(v) for v in img.GetSpacing()[::-1])
+    lungs, opacity = predict_lungs_and_opacity(hu, spacing_mm=spacing)
+    return {"shape": list(hu.shape), "spacing_mm": list(spacing),
+            "lung_dice": round(_dice(lungs, ref), 4),
+            "percent_opacity": round(100.0 * int((opacity > 0).sum()) / max(int(lungs.sum()), 1), 2)}
 
 
 def evaluate_phantoms(*, seeds: tuple[int, ...] = (101, 102, 103, 104),
@@ -165,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lesion-threshold", type=float, default=None,
                         help="override the lesion threshold recorded in the weights")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["lidc", "covid", "phantoms"], help="sections to skip")
+                        choices=["lidc", "covid", "phantoms", "cip"], help="sections to skip")
     args = parser.parse_args(argv)
 
     import torch
@@ -203,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                                        if k != "per_scan"}), flush=True)
             for row in results["covid_validation"]["per_scan"]:
                 print("  ", row, flush=True)
+        cip = root / "cip_ct64"
+        if "cip" not in args.skip and (cip / "ct-64.nrrd").is_file():
+            results["cip_ct64"] = evaluate_cip(cip)
+            print("cip_ct64", results["cip_ct64"], flush=True)
         if "phantoms" not in args.skip:
             results["phantoms"] = evaluate_phantoms()
             for row in results["phantoms"]["phantoms"]:

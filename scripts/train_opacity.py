@@ -30,6 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-fraction", type=float, default=0.25)
     parser.add_argument("--synthetic-bank", type=int, default=160)
     parser.add_argument("--no-phantom", action="store_true", help="built-in synthetic only")
+    parser.add_argument("--phantom-volumes", type=int, default=12)
+    parser.add_argument("--phantom-lung-free", action="store_true",
+                        help="also train on the phantoms' lung-free slices (neck, abdomen)")
+    parser.add_argument("--phantom-table-shifts", default="0",
+                        help="comma-separated Pose.dt per phantom (cycled), e.g. 0,0.25,-0.25")
+    parser.add_argument("--init", default=None, help="checkpoint to fine-tune from")
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    parser.add_argument("--lesion-class-weight", type=float, default=2.0)
+    parser.add_argument("--lesion-dice-weight", type=float, default=1.0)
     parser.add_argument("--crop", type=int, default=160, help="training crop side (0: none)")
     parser.add_argument("--eval-every-s", type=float, default=600.0)
     parser.add_argument("--threads", type=int, default=2)
@@ -60,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         steps=args.steps, batch=args.batch, lr=args.lr, base=args.base, levels=args.levels,
         synthetic_fraction=args.synthetic_fraction, synthetic_bank=args.synthetic_bank,
         use_phantom=not args.no_phantom, eval_every_s=args.eval_every_s,
+        phantom_volumes=args.phantom_volumes, phantom_lung_free=args.phantom_lung_free,
+        phantom_table_shifts=tuple(float(v) for v in args.phantom_table_shifts.split(",")),
+        init=args.init, warmup=args.warmup, lesion_class_weight=args.lesion_class_weight,
+        lesion_dice_weight=args.lesion_dice_weight,
         crop=args.crop or None,
         threads=args.threads, seed=args.seed, limit=args.limit,
     )

@@ -8,7 +8,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from models import load_model, predict_lungs_and_opacity, segment_opacity  # noqa: E402
-from models.inference import DEFAULT_WEIGHTS, predict_classes, split_lesion_by_density  # noqa: E402
+from models.inference import (  # noqa: E402
+    DEFAULT_WEIGHTS,
+    predict_classes,
+    drop_airless_lung_regions,
+    refine_with_hu,
+    rim_trim_steps,
+    split_lesion_by_density,
+    trim_extrapulmonary_rim,
+)
 from tests.conftest import shared_path  # noqa: E402
 
 
@@ -76,6 +84,65 @@ def test_split_lesion_by_density():
     assert split_lesion_by_density(lesion, hu).tolist() == [[0, 1, 2, 2]]
     with pytest.raises(ValueError, match="shapes differ"):
         split_lesion_by_density(lesion, hu[:, :2])
+
+
+def test_trim_extrapulmonary_rim():
+    # row: background | dense lesion rim (fat-like) | GGO lesion | dense core | lung
+    classes = np.array([[[0, 2, 2, 2, 2, 2, 2, 1]]], np.uint8)
+    hu = np.array([[[-100.0, -120, -90, -600, -550, -30, -20, -850]]])
+    assert trim_extrapulmonary_rim(classes, hu, steps=2).astype(int).tolist() == \
+        [[[0, 0, 0, 1, 1, 1, 1, 0]]]
+    # steps=0 keeps the lesion; the result is always a subset of the lesion class
+    assert (trim_extrapulmonary_rim(classes, hu, steps=0) == (classes == 2)).all()
+    rng = np.random.default_rng(3)
+    c = rng.integers(0, 3, size=(3, 20, 20)).astype(np.uint8)
+    d = rng.normal(-400, 300, size=c.shape)
+    out = trim_extrapulmonary_rim(c, d, steps=3)
+    assert out.shape == c.shape and not (out & (c != 2)).any()
+    assert not (out ^ (c == 2))[(c == 2) & (d < -300)].any()  # aerated lesion never trimmed
+    with pytest.raises(ValueError, match="steps"):
+        trim_extrapulmonary_rim(c, d, steps=-1)
+    with pytest.raises(ValueError, match="shapes differ"):
+        trim_extrapulmonary_rim(c, d[:1], steps=1)
+    assert rim_trim_steps((512, 512), (0.7, 0.7)) == 4
+    assert rim_trim_steps((256, 256), (1.4, 1.4)) == 2
+
+
+def test_drop_airless_lung_regions_and_refine():
+    classes = np.zeros((2, 12, 12), np.uint8)
+    hu = np.full(classes.shape, 40.0)  # soft tissue
+    classes[:, 1:6, 1:6] = 1
+    hu[:, 1:6, 1:6] = -850.0  # aerated lung
+    classes[0, 2:4, 2:4] = 2
+    hu[0, 2:4, 2:4] = -500.0  # ground-glass inside it
+    classes[:, 8:11, 8:11] = 2  # "lesion" in airless tissue (e.g. liver): dropped
+    out = drop_airless_lung_regions(classes, hu)
+    assert (out[:, 8:11, 8:11] == 0).all() and (out[:, 1:6, 1:6] == classes[:, 1:6, 1:6]).all()
+    assert (drop_airless_lung_regions(classes, hu, min_aerated_fraction=0.0) == classes).all()
+    assert drop_airless_lung_regions(classes[0], hu[0]).shape == (12, 12)
+    with pytest.raises(ValueError, match="min_aerated_fraction"):
+        drop_airless_lung_regions(classes, hu, min_aerated_fraction=1.5)
+    with pytest.raises(ValueError, match="shapes differ"):
+        drop_airless_lung_regions(classes, hu[:1])
+    lungs, lesion = refine_with_hu(classes, hu, spacing_yx_mm=(1.4, 1.4))
+    assert lungs.sum() == 2 * 25 and lesion.sum() == 4 and not (lesion & ~lungs).any()
+    hu[0, 2, 2] = -800.0  # aerated: below the opacity band, not opacity
+    assert refine_with_hu(classes, hu)[1].sum() == 3
+
+
+def test_lung_free_slices_no_lungs_no_opacity(net):
+    """Abdomen (patient shifted up) and neck (shifted down) slices of healthy phantoms."""
+    phantom = pytest.importorskip("imaging.phantom")
+    for dt in (0.3, -0.3):
+        ph = phantom.make_phantom(shape=(12, 256, 256), spacing_mm=(20.0, 1.4, 1.4),
+                                  percent_opacity=0.0, rng=np.random.default_rng(21),
+                                  pose=phantom.Pose(dt=dt))
+        free = ~(ph.lungs > 0).any(axis=(1, 2))
+        assert free.sum() >= 3
+        lungs, opacity = predict_lungs_and_opacity(np.asarray(ph.volume.hu),
+                                                   spacing_mm=ph.volume.spacing_mm)
+        assert lungs[free].sum() < 0.005 * lungs[free].size  # gastric air bubble at most
+        assert not opacity[free].any()
 
 
 def test_healthy_phantom_lungs_found_no_opacity(net):

@@ -136,3 +136,20 @@ def test_network_shapes():
     assert out.shape == (2, 3, 32, 48)
     with pytest.raises(ValueError, match="levels"):
         UNet2D(levels=1)
+
+
+def test_phantom_slices_lung_free_negatives():
+    pytest.importorskip("imaging.phantom")
+    from models.data import phantom_slices
+
+    kw = dict(n_volumes=2, shape=(12, 48, 48), spacing_mm=(20.0, 6.0, 6.0),
+              percent_opacity=(0.0, 20.0), table_shifts=(0.25, -0.25))
+    hu, lungs, les = phantom_slices(np.random.default_rng(0), lung_free=True, **kw)
+    assert hu.shape == lungs.shape == les.shape == (24, 48, 48)
+    has_lung = lungs.any(axis=(1, 2))
+    assert (~has_lung).sum() >= 4  # abdomen (shift +) and neck (shift -) slices kept
+    assert not les[~has_lung].any() and not (les.astype(bool) & ~lungs).any()
+    hu2, lungs2, _ = phantom_slices(np.random.default_rng(0), lung_free=False, **kw)
+    assert lungs2.any(axis=(1, 2)).all() and len(hu2) == int(has_lung.sum())
+    with pytest.raises(ValueError, match="n_volumes"):
+        phantom_slices(np.random.default_rng(0), n_volumes=0)
