@@ -86,6 +86,7 @@ __all__ = [
     "segment_lungs",
     "lung_zones",
     "split_lungs",
+    "union_with_learned",
     "LUNG_METHODS",
     "AUTO_METHOD",
     "ZONE_CODES",
@@ -115,7 +116,7 @@ ZONE_NAMES: dict[int, str] = {
 ZONE_CODES: dict[str, int] = {name: code for code, name in ZONE_NAMES.items()}
 
 #: Accepted values of ``segment_lungs(method=...)``.
-LUNG_METHODS: tuple[str, ...] = ("auto", "classical", "classical_basic", "model", "hybrid")
+LUNG_METHODS: tuple[str, ...] = ("auto", "classical", "classical_basic", "model", "hybrid", "union")
 _METHODS = LUNG_METHODS
 #: What ``method="auto"`` runs (measured best, README section ``scoring``).
 AUTO_METHOD: str = "classical"
@@ -705,8 +706,9 @@ def segment_lungs(
     ----------
     volume : CTVolume
         Chest CT in HU, any orientation (handled internally in canonical LPS order).
-    method : {"auto", "classical", "classical_basic", "model", "hybrid"}
-        ``"auto"`` runs :data:`AUTO_METHOD` (``"classical"``), the method measured best
+    method : {"auto", "classical", "classical_basic", "model", "hybrid", "union"}
+        ``"union"`` is the classical mask plus the learned lung voxels connected to it
+        (:func:`union_with_learned`).  ``"auto"`` runs :data:`AUTO_METHOD` (``"classical"``), the method measured best
         on the evaluation data (README section ``scoring``); ``"classical_basic"`` is
         the classical pipeline without the envelope repair (step 6).  ``"model"`` and
         ``"hybrid"`` need the ``models`` weights and torch (see the module notes).
@@ -756,8 +758,43 @@ def segment_lungs(
     else:
         lab = _classical_canonical(hu, spacing, threshold_hu=threshold_hu,
                                    working_spacing_mm=working_spacing_mm,
-                                   envelope=method == "classical")
+                                   envelope=method in ("classical", "union"))
+        if method == "union":
+            lab = union_with_learned(lab, _model_canonical(hu, spacing, working_spacing_mm=working_spacing_mm))
     return _from_canonical(lab, perm, flips)
+
+
+def union_with_learned(classical: np.ndarray, learned: np.ndarray) -> np.ndarray:
+    """The classical lung labels plus the learned lung voxels connected to them.
+
+    Parameters
+    ----------
+    classical, learned : (Z, Y, X) uint8 ndarray
+        Lung labels (0 / 1 right / 2 left) of the classical and the learned method.
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray
+        ``classical`` where it is lung; elsewhere the learned label of every 3-D
+        connected component of the learned mask that touches the classical lungs.
+        Learned components detached from the classical lungs (bowel gas, neck: the
+        network's known false positives) are dropped.
+
+    Examples
+    --------
+    >>> c = np.zeros((1, 1, 8), np.uint8); c[0, 0, 1:3] = 1
+    >>> m = np.zeros_like(c); m[0, 0, 2:5] = 1; m[0, 0, 7] = 2
+    >>> union_with_learned(c, m)[0, 0].tolist()
+    [0, 1, 1, 1, 1, 0, 0, 0]
+    """
+    if classical.shape != learned.shape:
+        raise ValueError(f"classical {classical.shape} and learned {learned.shape} shapes differ")
+    components, _ = ndi.label(learned > 0)
+    touching = np.unique(components[(classical > 0) & (components > 0)])
+    extra = np.isin(components, touching[touching > 0]) & (classical == 0)
+    out = classical.copy()
+    out[extra] = learned[extra]
+    return out
 
 
 def lung_zones(labels: np.ndarray, volume: CTVolume, *, thirds: str = "height") -> np.ndarray:

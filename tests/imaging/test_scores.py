@@ -112,8 +112,16 @@ def test_auto_uses_density_without_weights(monkeypatch):
     import imaging.scores as scores
 
     monkeypatch.setattr(scores, "model_available", lambda: False)
+    monkeypatch.setattr(scores, "AUTO_OPACITY_METHOD", "model")
     toy = make_toy(rng=np.random.default_rng(6))
     assert score_scan(toy.volume).opacity_method == "density"
+
+
+def test_auto_runs_the_documented_default():
+    import imaging.scores as scores
+
+    toy = make_toy(rng=np.random.default_rng(6))
+    assert score_scan(toy.volume).opacity_method == scores.AUTO_OPACITY_METHOD == "density"
 
 
 def test_given_lung_labels_and_masks_saved_in_input_geometry(tmp_path):
@@ -161,14 +169,14 @@ def test_abdomen_is_not_a_chest():
         score_scan(shared_path("dicom_variants", "jpeg2000_abdomen"))
 
 
-def test_auto_uses_the_model_when_its_weights_exist_and_keeps_density_beside():
+def test_model_opacity_keeps_density_beside():
     from imaging.lungs import model_available
 
     if not model_available():
         pytest.skip("opacity model weights not installed (models/weights/opacity_unet.pt)")
     pytest.importorskip("torch")
     toy = make_toy(rng=np.random.default_rng(8), ggo=True)
-    s = score_scan(toy.volume)
+    s = score_scan(toy.volume, opacity_method="model")
     assert s.opacity_method == "model" and s.settings["opacity_method"] == "model"
     assert 0.0 <= s.percent_opacity <= 100.0
     assert s.density_percent_opacity == pytest.approx(

@@ -141,7 +141,7 @@ def test_lung_free_slices_no_lungs_no_opacity(net):
         assert free.sum() >= 3
         lungs, opacity = predict_lungs_and_opacity(np.asarray(ph.volume.hu),
                                                    spacing_mm=ph.volume.spacing_mm)
-        assert lungs[free].sum() < 0.005 * lungs[free].size  # gastric air bubble at most
+        assert lungs[free].sum() < 0.004 * lungs[free].size  # gastric bubble at most (0.22 %)
         assert not opacity[free].any()
 
 
@@ -151,8 +151,9 @@ def test_healthy_phantom_lungs_found_no_opacity(net):
     lungs, opacity = predict_lungs_and_opacity(hu, spacing_mm=ph.volume.spacing_mm)
     truth = ph.lungs > 0
     dice = 2 * (lungs & truth).sum() / (lungs.sum() + truth.sum())
-    assert dice > 0.85
-    assert (opacity > 0).sum() / lungs.sum() < 0.03
+    # shipped weights + HU refinement: Dice 0.983, opacity 0.34 % of the lungs
+    assert dice > 0.95
+    assert (opacity > 0).sum() / lungs.sum() < 0.01
 
 
 def test_diseased_phantom_lesions_found(net):
@@ -160,11 +161,13 @@ def test_diseased_phantom_lesions_found(net):
     opacity = segment_opacity(np.asarray(ph.volume.hu), spacing_mm=ph.volume.spacing_mm)
     truth = ph.lesions > 0
     dice = 2 * ((opacity > 0) & truth).sum() / ((opacity > 0).sum() + truth.sum())
-    assert dice > 0.5
-    # consolidation (about -30 HU) is labelled 2 where found
+    assert dice > 0.7  # shipped: 0.79
+    # consolidation (about -30 HU) is labelled 2 where found, and its volume is close
+    # (shipped: -10 %; the pleural-fat rim is trimmed, models.inference.refine_with_hu)
     found = (opacity > 0) & (ph.lesions == 2)
-    if found.any():
-        assert (opacity[found] == 2).mean() > 0.8
+    assert (opacity[found] == 2).mean() > 0.9
+    n_cons = int((ph.lesions == 2).sum())
+    assert abs(int((opacity == 2).sum()) - n_cons) < 0.25 * n_cons
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +195,7 @@ def test_real_heldout_dice(net, heldout_slices):
     lung_dice = 2 * (pl & lungs).sum() / (pl.sum() + lungs.sum())
     inf_dice = 2 * (pi & infection).sum() / (pi.sum() + infection.sum())
     # regression floors just under the shipped weights' numbers on these 24 slices
-    # (all 384 validation slices: lung 0.963, infection 0.626; see MODEL_CARD.md)
+    # (all 384 validation slices: lung 0.963, infection 0.626; see MODEL_CARD.md; the
+    # display path is not changed by the HU refinement)
     assert lung_dice > 0.93, lung_dice
     assert inf_dice > 0.5, inf_dice

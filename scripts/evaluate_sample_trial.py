@@ -1,0 +1,59 @@
+"""Score the bundled sample trial with each lung / opacity method and compare with its truth.
+
+Usage::
+
+    python scripts/evaluate_sample_trial.py [--lungs classical model] [--opacity density model]
+
+Prints, per method pair, the mean and largest percent-opacity error (percentage points)
+against ``sample_data/truth.csv`` and how many of the 36 scans are within ±2 points,
+split into scans with truth PO ≤ 30 % and above.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imaging.commands.demo import SAMPLE_DATA
+from imaging.io import load_scan
+from imaging.scores import score_scan
+
+
+def evaluate(data: Path, lung_method: str, opacity_method: str) -> pd.DataFrame:
+    """One row per truth scan: truth and measured percent opacity."""
+    truth = pd.read_csv(data / "truth.csv", dtype={"series_uid": str, "study_uid": str})
+    rows = []
+    for row in truth.itertuples():
+        folder = data / "studies" / row.patient_id / row.study_uid / row.series_uid
+        score = score_scan(load_scan(folder), lung_method=lung_method, opacity_method=opacity_method)
+        rows.append({"patient_id": row.patient_id, "visit_day": row.visit_day,
+                     "truth": row.percent_opacity, "measured": score.percent_opacity})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=SAMPLE_DATA)
+    parser.add_argument("--lungs", nargs="+", default=["classical", "model"])
+    parser.add_argument("--opacity", nargs="+", default=["density", "model"])
+    args = parser.parse_args(argv)
+    for lung in args.lungs:
+        for opacity in args.opacity:
+            table = evaluate(args.data, lung, opacity)
+            err = table["measured"] - table["truth"]
+            low = table["truth"] <= 30
+            print(f"lungs={lung:10s} opacity={opacity:8s} mean error {err.mean():+.2f}, "
+                  f"mean |error| {err.abs().mean():.2f}, largest {err.abs().max():.2f} points; "
+                  f"within ±2: {int((err.abs() <= 2).sum())}/{len(table)} "
+                  f"(truth ≤ 30 %: {int((err.abs()[low] <= 2).sum())}/{int(low.sum())}; "
+                  f"> 30 %: {int((err.abs()[~low] <= 2).sum())}/{int((~low).sum())}); "
+                  f"Pearson r {np.corrcoef(table['truth'], table['measured'])[0, 1]:.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
