@@ -320,12 +320,7 @@ def trim_extrapulmonary_rim(
     """
     import cv2
 
-    classes = np.asarray(classes)
-    density = np.asarray(density)
-    if classes.shape != density.shape:
-        raise ValueError(f"classes and density shapes differ: {classes.shape} vs {density.shape}")
-    if classes.ndim not in (2, 3):
-        raise ValueError(f"classes must be 2-D or 3-D, got shape {classes.shape}")
+    classes, density = _matching_2d_or_3d(classes, density, "density")
     if int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     c3 = classes[None] if classes.ndim == 2 else classes
@@ -398,12 +393,7 @@ def drop_airless_lung_regions(
     """
     import cv2
 
-    classes = np.asarray(classes)
-    hu = np.asarray(hu)
-    if classes.shape != hu.shape:
-        raise ValueError(f"classes and hu shapes differ: {classes.shape} vs {hu.shape}")
-    if classes.ndim not in (2, 3):
-        raise ValueError(f"classes must be 2-D or 3-D, got shape {classes.shape}")
+    classes, hu = _matching_2d_or_3d(classes, hu, "hu")
     if not 0.0 <= min_aerated_fraction <= 1.0:
         raise ValueError(f"min_aerated_fraction must be in [0, 1], got {min_aerated_fraction!r}")
     c3 = classes[None] if classes.ndim == 2 else classes
@@ -507,3 +497,13 @@ def _lungs_and_opacity(array, *, kind, spacing_mm):
     else:
         lungs, lesion = classes > 0, classes == 2
     return lungs, split_lesion_by_density(lesion, density)
+
+
+def _matching_2d_or_3d(classes: Any, other: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``classes`` and ``other`` as arrays, checked to be 2-D or 3-D and of one shape."""
+    classes, other = np.asarray(classes), np.asarray(other)
+    if classes.shape != other.shape:
+        raise ValueError(f"classes and {name} shapes differ: {classes.shape} vs {other.shape}")
+    if classes.ndim not in (2, 3):
+        raise ValueError(f"classes must be 2-D or 3-D, got shape {classes.shape}")
+    return classes, other

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-lungmask", action="store_true")
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--opacity", choices=("auto", "model", "density"), default="auto",
-                        help="opacity method of score_scan (auto: the model when its weights are installed)")
+                        help="opacity method of score_scan (auto: AUTO_OPACITY_METHOD of imaging.scores, density bands)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--_stages", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
