@@ -27,6 +27,7 @@ returns a score whose percents and zone scores are NaN / None and whose
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -212,6 +213,15 @@ def _resolve_opacity_method(method: str) -> str:
             return "density"
         return AUTO_OPACITY_METHOD
     return method
+
+
+def _one_model_run(needed: bool) -> contextlib.AbstractContextManager[None]:
+    """:func:`models.inference.reuse_predictions` when ``needed`` (imports torch lazily)."""
+    if not needed:
+        return contextlib.nullcontext()
+    from models.inference import reuse_predictions
+
+    return reuse_predictions()
 
 
 def _model_opacity(volume: CTVolume) -> np.ndarray:
@@ -411,15 +421,22 @@ def score_scan(
     else:
         raise TypeError(f"volume_or_path must be a CTVolume or a path, got {type(volume_or_path).__name__}")
 
-    if lung_labels is None:
-        labels = segment_lungs(volume, method=lung_method)
-        used_lung_method = AUTO_METHOD if lung_method == "auto" else lung_method
-    else:
-        labels = np.asarray(lung_labels)
-        if labels.shape != volume.shape:
-            raise ValueError(f"lung_labels shape {labels.shape} differs from volume shape {volume.shape}")
-        labels = labels.astype(np.uint8)
-        used_lung_method = "given"
+    method = _resolve_opacity_method(opacity_method)
+    resolved_lungs = AUTO_METHOD if lung_method == "auto" else lung_method
+    # lungs and opacity both from the network: one network pass per scan, not two
+    with _one_model_run(method == "model" and lung_labels is None and resolved_lungs in ("model", "hybrid", "union")):
+        if lung_labels is None:
+            labels = segment_lungs(volume, method=lung_method)
+            used_lung_method = resolved_lungs
+        else:
+            labels = np.asarray(lung_labels)
+            if labels.shape != volume.shape:
+                raise ValueError(f"lung_labels shape {labels.shape} differs from volume shape {volume.shape}")
+            labels = labels.astype(np.uint8)
+            used_lung_method = "given"
+        model_opacity = (_model_opacity(volume) if method == "model"
+                         and np.count_nonzero(labels) * volume.voxel_volume_ml >= C.NOT_A_CHEST_MAX_LUNG_ML
+                         else None)
     vox_ml = volume.voxel_volume_ml
     lung = labels > 0
     n_lung = int(np.count_nonzero(lung))
@@ -451,9 +468,8 @@ def score_scan(
                             consolidation_min_hu=consolidation_min_hu, vessel_min_hu=vessel_min_hu,
                             vessel_radius_mm=vessel_radius_mm, vessel_regrow_mm=vessel_regrow_mm)
     settings.update(density.settings)
-    method = _resolve_opacity_method(opacity_method)
-    if method == "model":
-        opacity = np.where(lung, _model_opacity(volume), 0).astype(np.uint8)
+    if model_opacity is not None:
+        opacity = np.where(lung, model_opacity, 0).astype(np.uint8)
         from models.inference import DEFAULT_WEIGHTS
 
         settings["model_weights"] = DEFAULT_WEIGHTS.name
@@ -525,8 +541,8 @@ def score_scan(
         percent_consolidation=_pct(n_con, n_lung),
         zone_percent_opacity=zone_pct,
         half_percent_opacity=half_pct,
-        severity_score_total=int(sum(sev)),
-        visual_score_total=int(sum(vis)),
+        severity_score_total=None if None in sev else int(sum(sev)),  # a zone without lung
+        visual_score_total=None if None in vis else int(sum(vis)),
         lung_hu_mean=hu_stats["mean"],
         lung_hu_sd=hu_stats["sd"],
         lung_hu_p10=hu_stats["p10"],

@@ -27,6 +27,9 @@ the network's 256 x 256 back to the slice size before the arg-max.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +63,7 @@ __all__ = [
     "iter_probabilities",
     "segment_opacity",
     "predict_lungs_and_opacity",
+    "reuse_predictions",
     "split_lesion_by_density",
     "trim_extrapulmonary_rim",
     "rim_trim_steps",
@@ -484,7 +488,41 @@ def predict_lungs_and_opacity(
     lungs : bool ndarray, same shape (both lungs, lesions included)
     opacity : uint8 ndarray, same shape: 0 none, 1 ground-glass, 2 consolidation
     """
-    return _lungs_and_opacity(hu, kind=kind, spacing_mm=spacing_mm)
+    memo = _REUSE.get()
+    arr = np.ascontiguousarray(hu)
+    if memo is None or arr.dtype.kind not in "biuf":
+        return _lungs_and_opacity(hu, kind=kind, spacing_mm=spacing_mm)
+    key = (kind, arr.shape, arr.dtype.str,
+           None if spacing_mm is None else tuple(float(s) for s in spacing_mm),
+           hashlib.blake2b(memoryview(arr).cast("B")).hexdigest())
+    if key not in memo:
+        memo[key] = _lungs_and_opacity(arr, kind=kind, spacing_mm=spacing_mm)
+    lungs, opacity = memo[key]
+    return lungs.copy(), opacity.copy()
+
+
+_REUSE: contextvars.ContextVar[dict[Any, tuple[np.ndarray, np.ndarray]] | None] = contextvars.ContextVar(
+    "chestct_reuse_predictions", default=None)
+
+
+@contextlib.contextmanager
+def reuse_predictions():
+    """Within the block, :func:`predict_lungs_and_opacity` runs the network once per input.
+
+    Calls with the same array content, shape, dtype, spacing and kind get copies of the
+    first result (e.g. the lungs and the opacity of one scan, both from the model).  The
+    memo is dropped when the block ends.
+
+    Examples
+    --------
+    >>> with reuse_predictions():
+    ...     pass
+    """
+    token = _REUSE.set({})
+    try:
+        yield
+    finally:
+        _REUSE.reset(token)
 
 
 def _lungs_and_opacity(array, *, kind, spacing_mm):

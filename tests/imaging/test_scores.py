@@ -182,3 +182,42 @@ def test_model_opacity_keeps_density_beside():
     assert s.density_percent_opacity == pytest.approx(
         score_scan(toy.volume, opacity_method="density").percent_opacity)
     assert s.masks["opacity"].shape == toy.volume.shape
+
+
+def test_one_lung_only_gives_no_zone_totals_instead_of_crashing():
+    # given labels with the left lung missing: its zones have no lung, so their scores are
+    # None and the 0-24 / 0-30 totals are undefined (used to raise TypeError on sum()).
+    hu = np.full((12, 40, 60), 40, np.int16)
+    hu[1:11, 6:34, 6:27] = -850
+    hu[1:11, 6:34, 33:54] = -850
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[1:11, 6:34, 6:27] = 1
+    s = score_scan(CTVolume(hu, (5.0, 5.0, 5.0)), lung_labels=lab, opacity_method="density")
+    assert s.severity_score_total is None and s.visual_score_total is None
+    assert s.severity_score_right_upper == 0 and s.severity_score_left_upper is None
+    assert "one_lung_missing" in s.quality_flags
+
+
+def test_model_lungs_and_model_opacity_run_the_network_once(monkeypatch):
+    # lungs and opacity both from the model: one network pass per scan (was two).
+    import models.inference as inference
+
+    calls = []
+
+    def fake(array, *, kind, spacing_mm):
+        calls.append(np.asarray(array).shape)
+        a = np.asarray(array)
+        opacity = np.zeros(a.shape, np.uint8)
+        opacity[a == -30] = 2  # consolidation
+        return (a == -850) | (a == -30), opacity
+
+    monkeypatch.setattr(inference, "_lungs_and_opacity", fake)
+    hu = np.full((12, 40, 60), 40, np.int16)
+    hu[:, :, :2] = hu[:, :, -2:] = -1000
+    hu[1:11, 6:34, 6:27] = -850
+    hu[1:11, 6:34, 33:54] = -850
+    hu[4:8, 14:24, 10:14] = -30
+    s = score_scan(CTVolume(hu, (5.0, 5.0, 5.0)), lung_method="model", opacity_method="model",
+                   keep_masks=False)
+    assert len(calls) == 1
+    assert s.opacity_method == "model" and s.consolidation_volume_ml == pytest.approx(4 * 10 * 4 * 0.125)
