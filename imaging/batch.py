@@ -47,7 +47,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -571,14 +571,19 @@ def _run_logging(out: Path | None) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
-def _path_scrubber(root: Path, *, hide_paths: bool) -> Callable[[Any], Any]:
+def _path_scrubber(root: Path, *, hide_paths: bool, folders: Iterable[str] = ()) -> Callable[[Any], Any]:
     """A function writing paths under ``root`` in messages as ``<ROOT>/...``.
 
     With ``hide_paths`` (pseudonyms on) only the file name is kept, since export folders
-    are often named after the patient.
+    are often named after the patient; ``folders`` (POSIX, relative to ``root``) are the
+    folders whose relative paths messages may quote (e.g. ``PAT/visit/1.dcm``): with
+    ``hide_paths`` they become ``.../1.dcm`` too.
     """
     prefixes = sorted({str(root), str(root.resolve())}, key=len, reverse=True)
     pattern = re.compile("(" + "|".join(re.escape(p) for p in prefixes) + r")(/[^\s'\",;:)]*)?")
+    rel = sorted({f.strip("/") for f in folders if f.strip("/") not in ("", ".")}, key=len, reverse=True)
+    rel_pattern = (re.compile(r"(?<![^\s'\"(,:])(?:" + "|".join(re.escape(f) for f in rel) + ")/")
+                   if hide_paths and rel else None)
 
     def replace(match: re.Match[str]) -> str:
         tail = match.group(2) or ""
@@ -587,9 +592,24 @@ def _path_scrubber(root: Path, *, hide_paths: bool) -> Callable[[Any], Any]:
         return "<ROOT>" + tail
 
     def scrub(text: Any) -> Any:
-        return pattern.sub(replace, text) if isinstance(text, str) and text else text
+        if not isinstance(text, str) or not text:
+            return text
+        text = pattern.sub(replace, text)
+        return rel_pattern.sub(".../", text) if rel_pattern is not None else text
 
     return scrub
+
+
+def _catalog_folders(catalog: Any) -> set[str]:
+    """Every folder holding a file of ``catalog``, POSIX and relative to its root."""
+    root = Path(catalog.root)
+    paths = [f for s in catalog.series for f in s.files] + [s.path for s in catalog.skipped_files]
+    folders: set[str] = set()
+    for p in paths:
+        rel = _relative(Path(p).parent, root)
+        if not rel.startswith("/"):
+            folders.add(rel)
+    return folders
 
 
 # --------------------------------------------------------------------------- main entry
@@ -697,7 +717,6 @@ def score_studies(
         def pseudonym(pid: str | None) -> str | None:
             return pid or None
 
-    scrub = _path_scrubber(root_path, hide_paths=key is not None)
     s_name = scorer_name(scorer)
     version = software_version()
     s_hash = settings_hash({"scorer": s_name, "options": _jsonable(options)})
@@ -711,6 +730,8 @@ def score_studies(
             f"no DICOM studies found under {str(root_path)!r} ({catalog.n_files} files looked at, "
             f"{len(catalog.skipped_files)} skipped{detail}); nothing was scored or written"
         )
+    scrub = _path_scrubber(root_path, hide_paths=key is not None,
+                           folders=_catalog_folders(catalog) if key is not None else ())
 
     with contextlib.ExitStack() as stack:
         if out_path is not None:
@@ -869,7 +890,7 @@ def _manifest_json(catalog: Any, pseudonym: Callable[[str | None], str | None], 
         "score_options": _jsonable(dict(options)),
         "rules": _jsonable(getattr(catalog.rules, "__dict__", {})) if catalog.rules is not None else None,
         "n_files": catalog.n_files,
-        "skipped_files": [{"path": _relative(s.path, root) if with_paths else None, "reason": str(s.reason)}
+        "skipped_files": [{"path": _relative(s.path, root) if with_paths else None, "reason": scrub(str(s.reason))}
                           for s in catalog.skipped_files],
         "studies": studies,
     }

@@ -502,15 +502,18 @@ def _scan(root: Path) -> tuple[list[SliceHeader], list[SkippedFile], int]:
     skipped: list[SkippedFile] = []
     headers: list[SliceHeader] = []
     n = 0
+    read_skips: set[int] = set()  # skipped by read_header: already counted in n
     files = [(root, root.stat().st_size)] if root.is_file() else walk_files(root, skipped)
     for path, size in files:
         n += 1
         result = read_header(path, size)
         if isinstance(result, SkippedFile):
             skipped.append(result)
+            read_skips.add(id(result))
         else:
             headers.append(result)
-    return headers, skipped, n + sum(1 for s in skipped if s.reason.startswith(("hidden", "DICOMDIR")))
+    walk_skips = sum(1 for s in skipped if id(s) not in read_skips and s.reason.startswith(("hidden", "DICOMDIR")))
+    return headers, skipped, n + walk_skips
 
 
 def _group(headers: list[SliceHeader]) -> dict[str, dict[str, list[SliceHeader]]]:

@@ -292,7 +292,10 @@ def _rescale_into(out: np.ndarray, raw: np.ndarray, slope: float, intercept: flo
     return True
 
 
-def _read_pixels(s: SeriesInfo, refs: tuple[SliceRef, ...]) -> tuple[np.ndarray, list[str]]:
+def _read_pixels(s: SeriesInfo, refs: tuple[SliceRef, ...],
+                 decoded: dict[Path, np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
+    """HU of ``refs``; ``decoded`` holds files already decoded (taken, never decoded again)."""
+    decoded = {} if decoded is None else decoded
     notes: list[str] = []
     rescales = [(r.frame.slope, r.frame.intercept) for r in refs]
     whole = all(float(a).is_integer() and float(b).is_integer() for a, b in rescales)
@@ -301,7 +304,7 @@ def _read_pixels(s: SeriesInfo, refs: tuple[SliceRef, ...]) -> tuple[np.ndarray,
     for k, r in enumerate(refs):
         by_file[r.header.path].append((k, r))
     for path, items in by_file.items():
-        frames = _read_frames(items[0][1].header)
+        frames = decoded.pop(path) if path in decoded else _read_frames(items[0][1].header)
         for k, r in items:
             if r.frame.frame >= len(frames):
                 raise PixelDecodeError(f"{path}: frame {r.frame.frame} requested, {len(frames)} decoded")
@@ -315,13 +318,27 @@ def _read_pixels(s: SeriesInfo, refs: tuple[SliceRef, ...]) -> tuple[np.ndarray,
     return hu, notes
 
 
-def _drop_identical_duplicates(s: SeriesInfo) -> tuple[tuple[SliceRef, ...], list[str]]:
+def _drop_identical_duplicates(
+    s: SeriesInfo, decoded: dict[Path, np.ndarray]
+) -> tuple[tuple[SliceRef, ...], list[str]]:
+    """Slices with same-position copies of identical pixels dropped.
+
+    Every file decoded for the comparison is kept in ``decoded`` (path -> frames) so
+    that :func:`_read_pixels` does not decode it a second time.
+    """
     if not s.duplicate_slices:
         return s.slices, []
+
+    def frames(r: SliceRef) -> np.ndarray:
+        path = r.header.path
+        if path not in decoded:
+            decoded[path] = _read_frames(r.header)
+        return decoded[path]
+
     drop: set[int] = set()
     for a, b in s.duplicate_slices:
-        pa = _read_frames(a.header)[a.frame.frame] * a.frame.slope + a.frame.intercept
-        pb = _read_frames(b.header)[b.frame.frame] * b.frame.slope + b.frame.intercept
+        pa = frames(a)[a.frame.frame] * a.frame.slope + a.frame.intercept
+        pb = frames(b)[b.frame.frame] * b.frame.slope + b.frame.intercept
         if not np.array_equal(pa, pb):
             pos = a.frame.position
             raise NotCTVolumeError(
@@ -371,11 +388,12 @@ def _resample_tilted(hu: np.ndarray, refs: tuple[SliceRef, ...], axes: np.ndarra
 
 def _load_series(s: SeriesInfo, *, min_slices: int) -> CTVolume:
     notes = _check_series(s, min_slices)
-    refs, dup_notes = _drop_identical_duplicates(s)
+    decoded: dict[Path, np.ndarray] = {}
+    refs, dup_notes = _drop_identical_duplicates(s, decoded)
     notes += dup_notes
     if len(refs) < min_slices:
         raise NotCTVolumeError(f"{_label(s)}: {len(refs)} distinct slice(s), fewer than min_slices={min_slices}")
-    hu, pixel_notes = _read_pixels(s, refs)
+    hu, pixel_notes = _read_pixels(s, refs, decoded)
     notes += pixel_notes
     first = refs[0].header
     iop = first.orientation

@@ -195,7 +195,8 @@ def test_pseudonyms_replace_patient_ids_everywhere(tmp_path: Path) -> None:
                           pseudonym_key=key_file, dicom_seg=True)
     assert table["patient_id"].str.fullmatch(r"anon-[0-9a-f]{16}").all()
     blob = _all_bytes(out)
-    for secret in (b"PID-000", b"PID-001", b"PID-X", b"PID-T", b"PAT0", PATIENT_NAME.encode(), b"a" * 64):
+    # folder names (often patient names) also hide inside problem texts quoting relative paths
+    for secret in (b"PID-000", b"PID-001", b"PID-X", b"PID-T", b"PAT0", b"PATT", b"PATX", PATIENT_NAME.encode(), b"a" * 64):
         assert secret not in blob, secret
     again = score_studies(root, out=tmp_path / "out2", workers=1, rules=RULES, scorer=toy_scorer, progress=False,
                           pseudonym_key=key_file)
@@ -203,6 +204,33 @@ def test_pseudonyms_replace_patient_ids_everywhere(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="inside the output folder"):
         score_studies(root, out=tmp_path / "out3", rules=RULES, scorer=toy_scorer, progress=False,
                       pseudonym_key=(tmp_path / "out3" / "k").parent.mkdir() or _write(tmp_path / "out3" / "k"))
+
+
+def test_pseudonyms_hide_folder_names_in_skipped_file_reasons(tmp_path: Path, monkeypatch) -> None:
+    """A skip reason quoting the file path (e.g. PermissionError) must not reveal the folder."""
+    import imaging.dicom as dicom_mod
+    from imaging.dicom_headers import SkippedFile
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    secret_dir = root / "SMITH_JOHN_PID-S"
+    secret_dir.mkdir()
+    (secret_dir / "locked.dcm").write_bytes(b"\0" * 200)
+    real = dicom_mod.read_header
+
+    def read_header(path, size):  # as when the file is not readable (running as root bypasses chmod)
+        if path.name == "locked.dcm":
+            return SkippedFile(path, f"unreadable DICOM header (PermissionError: [Errno 13] Permission denied: '{path}')")
+        return real(path, size)
+
+    monkeypatch.setattr(dicom_mod, "read_header", read_header)
+    key_file = tmp_path / "secret.key"
+    key_file.write_text("a" * 64 + "\n")
+    out = tmp_path / "out"
+    score_studies(root, out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                  pseudonym_key=key_file, masks=False, qc=False)
+    for name in ("manifest.csv", "manifest.json"):
+        assert b"SMITH_JOHN" not in (out / name).read_bytes(), name
+    assert "locked.dcm" in (out / "manifest.json").read_text()
 
 
 def _write(path: Path) -> Path:

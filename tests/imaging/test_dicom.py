@@ -135,6 +135,25 @@ def test_non_dicom_files_are_skipped_and_counted(tmp_path):
     assert cat.skipped_counts()["not DICOM"] == 3
 
 
+def test_dicomdir_found_by_content_is_counted_once(tmp_path):
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+
+    write_series(tmp_path / "s", n=3)
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"  # Media Storage Directory
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.PatientID = "x"
+    ds.save_as(tmp_path / "index.dcm", enforce_file_format=True)
+    (tmp_path / ".hidden").write_bytes(b"\0" * 10)
+    cat = find_series(tmp_path)
+    reasons = {f.path.name: f.reason for f in cat.skipped_files}
+    assert reasons["index.dcm"].startswith("DICOMDIR")
+    assert cat.n_files == 3 + 1 + 1  # images, the DICOMDIR, the hidden file: each once
+
+
 def test_blank_uids_are_grouped_by_folder_with_a_problem(tmp_path):
     def blank(ds, k):
         ds.SeriesInstanceUID = ""

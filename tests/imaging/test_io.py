@@ -99,6 +99,21 @@ def test_duplicate_position_identical_pixels_dropped_different_pixels_refused(tm
         load_scan(tmp_path / "s")
 
 
+def test_duplicate_position_files_are_decoded_once(tmp_path, monkeypatch):
+    import imaging.io as io_mod
+
+    paths, raw, _, _ = write_series(tmp_path / "s", n=5)
+    ds = pydicom.dcmread(paths[2])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(tmp_path / "s" / "same_pixels.dcm")
+    calls: list = []
+    real = io_mod._read_frames
+    monkeypatch.setattr(io_mod, "_read_frames", lambda h: calls.append(h.path) or real(h))
+    v = load_scan(tmp_path / "s")
+    np.testing.assert_array_equal(v.hu, raw - 1024)
+    assert len(calls) == len(set(calls)), f"files decoded more than once: {sorted(map(str, calls))}"
+
+
 def test_two_series_in_one_folder_are_never_merged(tmp_path):
     study = generate_uid()
     _, thin, _, thin_uid = write_series(tmp_path / "mix", n=25, spacing=1.0, thickness=1.0, study_uid=study,
