@@ -369,6 +369,10 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
     if len(sizes) > 1:
         listing = ", ".join(f"{c}x{r} ({n} files)" for (r, c), n in sizes.most_common())
         blocking.append(f"mixed image sizes: {listing}")
+    spacings = Counter(tuple(round(v, 3) for v in h.pixel_spacing) for h in headers if h.pixel_spacing)
+    if len(spacings) > 1:
+        listing = ", ".join(f"{r}x{c} mm ({n} files)" for (r, c), n in spacings.most_common())
+        blocking.append(f"mixed pixel spacings: {listing}")
     iops = _cluster_orientations(headers)
     if None in iops:
         blocking.append(f"ImageOrientationPatient missing in {iops[None]} file(s)")

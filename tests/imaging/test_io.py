@@ -206,6 +206,16 @@ def test_mixed_image_sizes_are_refused(tmp_path):
         load_scan(tmp_path / "s")
 
 
+def test_mixed_pixel_spacings_are_refused(tmp_path):
+    def edit(ds, k):
+        if k == 2:
+            ds.PixelSpacing = [0.9, 0.9]
+
+    write_series(tmp_path / "s", n=5, edit=edit)
+    with pytest.raises(NotCTVolumeError, match=r"mixed pixel spacings: 0\.7x0\.8 mm \(4 files\), 0\.9x0\.9 mm \(1 files\)"):
+        load_scan(tmp_path / "s")
+
+
 def test_negative_spacing_between_slices_is_ignored_with_a_note(tmp_path):
     def edit(ds, k):
         ds.SpacingBetweenSlices = -2.5
