@@ -103,12 +103,16 @@ def load_key(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     return key
 
 
-def create_key_file(path: str | os.PathLike[str]) -> Path:
+def create_key_file(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None) -> Path:
     """Create a new random key file (64 hex digits, 256 bits), readable by its owner only.
 
-    Refuses to overwrite an existing file (that would silently change every pseudonym).
+    Refuses to overwrite an existing file (that would silently change every pseudonym),
+    and refuses a path inside ``out`` (the outputs must be shareable without the key).
     """
     key_path = Path(path)
+    if out is not None and is_within(key_path, Path(out)):
+        raise InvalidArgumentError(f"pseudonym key {key_path} would lie inside the output folder {out}: "
+                                   "create it outside OUT")
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(32) + "\n")

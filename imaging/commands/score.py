@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pseudonymize is not None and args.create_key and not args.pseudonymize.exists():
         from imaging.pseudonym import create_key_file
 
-        create_key_file(args.pseudonymize)
+        create_key_file(args.pseudonymize, out=args.out)
         print(f"created pseudonym key {args.pseudonymize} (keep it safe and outside OUT)")
     scorer = None
     if args.scorer:

@@ -79,6 +79,9 @@ def test_pseudonyms_are_keyed_stable_and_the_key_stays_outside_out(tmp_path: Pat
         create_key_file(path)
     with pytest.raises(ValueError, match="inside the output folder"):
         load_key(path, out=tmp_path)
+    with pytest.raises(ValueError, match="inside the output folder"):
+        create_key_file(tmp_path / "out" / "key", out=tmp_path / "out")
+    assert not (tmp_path / "out" / "key").exists()
     with pytest.raises(FileNotFoundError, match="openssl rand"):
         load_key(tmp_path / "absent")
     assert len(key_fingerprint(load_key(path))) == 8
