@@ -141,6 +141,14 @@ def masks_on_source_grid(volume: CTVolume, masks: np.ndarray, datasets: Sequence
     return np.stack(frames) if frames else np.zeros((0, 0, 0, masks.shape[3]), masks.dtype)
 
 
+#: Type-2 Patient and General Study attributes that highdicom copies from the source
+#: images into the SEG; missing ones are added empty (as the standard allows) in memory.
+_TYPE2_SOURCE_ATTRIBUTES: tuple[str, ...] = (
+    "PatientName", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "ReferringPhysicianName", "StudyID", "AccessionNumber",
+)
+
+
 def write_dicom_seg(path: str | os.PathLike[str], volume: CTVolume, source_files: Sequence[str | os.PathLike[str]],
                     segments: Sequence[SegSegment], *, software_version: str, patient_id: str | None = None,
                     series_number: int = 9901) -> Path:
@@ -176,6 +184,10 @@ def write_dicom_seg(path: str | os.PathLike[str], volume: CTVolume, source_files
     if not source_files:
         raise ValueError("source_files must list the series' DICOM files, got none")
     datasets = [pydicom.dcmread(os.fspath(f), stop_before_pixels=True) for f in source_files]
+    for ds in datasets:  # real exports often omit these; highdicom copies them into the SEG
+        for keyword in _TYPE2_SOURCE_ATTRIBUTES:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
     if any(int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 for ds in datasets):
         raise ChestCTError(f"DICOM SEG over multi-frame sources is not supported (series {volume.info.series_uid}); "
                            "use the NIfTI masks")
