@@ -32,61 +32,36 @@ def write_series(folder: Path, *, patient_id: str, study_key: str, series_key: s
                  hu: np.ndarray, spacing_mm: tuple[float, float, float] = (3.0, 2.0, 2.0),
                  series_number: int = 1, description: str = "CHEST AXIAL", image_type: str = "ORIGINAL\\PRIMARY\\AXIAL",
                  modality: str = "CT") -> list[Path]:
-    """Write ``hu`` (Z, Y, X; slice 0 most inferior) as a CT series of single-frame files."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+    """Write ``hu`` (Z, Y, X; slice 0 most inferior) as a CT series of single-frame files.
+
+    Built on :func:`tests.imaging.dicom_synth.make_dataset`, with deterministic UIDs and
+    identifying header values (:data:`PATIENT_NAME`, :data:`BIRTH_DATE`, a referring
+    physician) that the tests check never reach the outputs.
+    """
+    from tests.imaging.dicom_synth import make_dataset
 
     folder.mkdir(parents=True, exist_ok=True)
     study_uid = _uid(patient_id, study_key)
     series_uid = _uid(patient_id, study_key, series_key)
     sz, sy, sx = spacing_mm
     paths = []
-    stored = np.asarray(hu, np.int32) + 1024
+    stored = (np.asarray(hu, np.int32) + 1024).astype(np.int16)
     for k in range(hu.shape[0]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = _uid(series_uid, k)
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds = make_dataset(
+            stored[k], position=(-sx * hu.shape[2] / 2, -sy * hu.shape[1] / 2, k * sz),
+            pixel_spacing=(sy, sx), study_uid=study_uid, series_uid=series_uid, modality=modality,
+            image_type=image_type.split("\\"), intercept=-1024.0, series_number=series_number,
+            thickness=sz, instance=k + 1, patient_id=patient_id, study_date=study_date,
+            description=description,
+        )
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _uid(series_uid, k)
+        ds.FrameOfReferenceUID = _uid(series_uid, "for")
         ds.PatientName = PATIENT_NAME
         ds.PatientBirthDate = BIRTH_DATE
-        ds.PatientID = patient_id
         ds.PatientSex = "F"
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.StudyDate = study_date
-        ds.StudyTime = "101500"
-        ds.SeriesDate = study_date
-        ds.StudyID = "1"
-        ds.AccessionNumber = ""
         ds.ReferringPhysicianName = "Smith^Referrer"
-        ds.Modality = modality
+        ds.StudyTime = "101500"
         ds.Manufacturer = "chestct-tests"
-        ds.SeriesNumber = series_number
-        ds.SeriesDescription = description
-        ds.InstanceNumber = k + 1
-        ds.ImageType = image_type.split("\\")
-        ds.FrameOfReferenceUID = _uid(series_uid, "for")
-        ds.ImagePositionPatient = [-sx * hu.shape[2] / 2, -sy * hu.shape[1] / 2, k * sz]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing = [sy, sx]
-        ds.SliceThickness = sz
-        ds.KVP = 120
-        ds.ConvolutionKernel = "STANDARD"
-        ds.PositionReferenceIndicator = ""
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = hu.shape[1], hu.shape[2]
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
-        ds.RescaleIntercept = -1024
-        ds.RescaleSlope = 1
-        ds.RescaleType = "HU"
-        ds.PixelData = stored[k].astype(np.uint16).tobytes()
         path = folder / f"{k + 1:06d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
