@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -54,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from imaging.environment import software_version
 from imaging.errors import ChestCTError, InvalidArgumentError
 from imaging.outputs import (
     ResultStore,
@@ -67,7 +67,7 @@ from imaging.outputs import (
     write_table,
 )
 
-__all__ = ["score_studies", "BatchSummary", "SCAN_ERRORS", "software_version", "scorer_name", "manifest_frame"]
+__all__ = ["score_studies", "BatchSummary", "SCAN_ERRORS", "scorer_name", "manifest_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -92,34 +92,6 @@ DEFAULT_SCORER = "imaging.scores:score_scan"
 
 
 # --------------------------------------------------------------------------- versions
-
-def _weights_fingerprint() -> str:
-    """SHA-256 (8 hex) over the shipped model weight files, '' when none are installed."""
-    try:
-        import models
-    except ImportError:
-        return ""
-    folder = Path(models.__file__).resolve().parent / "weights"
-    files = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix in {".pt", ".pth", ".json"})
-    if not files:
-        return ""
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:8]
-
-
-def software_version() -> str:
-    """``chestct <version>`` plus ``+weights.<sha8>`` when model weights are installed.
-
-    Part of every resume key: installing new weights or a new release rescores.
-    """
-    from imaging import __version__
-
-    fingerprint = _weights_fingerprint()
-    return f"chestct {__version__}" + (f"+weights.{fingerprint}" if fingerprint else "")
-
 
 def scorer_name(scorer: Callable[..., Any] | None) -> str:
     """``module:qualname`` of a scorer (the default when ``None``)."""

@@ -1,11 +1,49 @@
-"""A one-line description of the machine, recorded beside every benchmark and training run."""
+"""Provenance: the software version recorded with every score, and the machine of every benchmark."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
+from pathlib import Path
 
-__all__ = ["machine_description"]
+__all__ = ["machine_description", "software_version"]
+
+
+@functools.lru_cache(maxsize=1)
+def software_version() -> str:
+    """``chestct <version>`` plus ``+weights.<sha8>`` when model weights are installed.
+
+    Recorded in every ``ScanScore`` and part of every batch resume key: installing new
+    weights or a new release rescores.  Computed once per process.
+
+    Examples
+    --------
+    >>> software_version().startswith("chestct ")
+    True
+    """
+    from imaging import __version__
+
+    fingerprint = _weights_fingerprint()
+    return f"chestct {__version__}" + (f"+weights.{fingerprint}" if fingerprint else "")
+
+
+def _weights_fingerprint() -> str:
+    """SHA-256 (8 hex) over the shipped model weight files, '' when none are installed."""
+    try:
+        import models
+    except ImportError:
+        return ""
+    folder = Path(models.__file__).resolve().parent / "weights"
+    files = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix in {".pt", ".pth", ".json"})
+    if not files:
+        return ""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:8]
 
 
 def machine_description() -> str:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from imaging import constants as C
+from imaging.environment import software_version
 from imaging.errors import NotAChestError
 from imaging.lungs import (
     AUTO_METHOD,
@@ -189,12 +190,6 @@ class ScanScore:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _software_version() -> str:
-    from imaging import __version__
-
-    return __version__
-
-
 def _pct(num: float, den: float) -> float:
     return 100.0 * num / den if den > 0 else float("nan")
 
@@ -557,7 +552,7 @@ def score_scan(
         opacity_method=method,
         lung_method=used_lung_method,
         settings=settings,
-        software_version=_software_version(),
+        software_version=software_version(),
         quality_flags=tuple(flags),
         masks=masks if keep_masks else {},
     )
@@ -582,6 +577,6 @@ def _not_a_chest_score(volume: CTVolume, labels: np.ndarray, lung_ml: float, fla
         density_percent_opacity=nan, density_percent_high_opacity=nan,
         density_percent_ggo=nan, density_percent_consolidation=nan,
         opacity_method="none", lung_method=lung_method, settings=settings,
-        software_version=_software_version(), quality_flags=tuple(flags),
+        software_version=software_version(), quality_flags=tuple(flags),
         masks={"lungs": labels},
     )

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
 HELP = "compare change in CT scores between treatment arms (tables, statistics, HTML report)"
 
