@@ -256,9 +256,9 @@ class Comparison:
         """
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=str)
         if path is not None:
-            from imaging.report import write_text_atomic
+            from imaging.outputs import atomic_write_text
 
-            write_text_atomic(Path(path), text)
+            atomic_write_text(path, text)
         return text
 
 

@@ -10,7 +10,7 @@
 Figures are drawn with Matplotlib's Agg canvas on :class:`matplotlib.figure.Figure`
 objects created here (no ``pyplot``), so importing or calling this module never changes
 the global Matplotlib backend or state.  Every file is written atomically (temporary
-file in the same folder, then :func:`os.replace`).
+file in the same folder, then :func:`os.replace`; :mod:`imaging.outputs`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from imaging.outputs import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -39,35 +39,12 @@ __all__ = [
     "plot_trajectories",
     "plot_changes",
     "plot_responses",
-    "write_text_atomic",
-    "write_bytes_atomic",
 ]
 
 #: Colours for up to eight arms (colour-blind safe, Okabe & Ito 2008).
 ARM_COLOURS: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 #: Colours of the response categories improved / stable / progressed.
 CATEGORY_COLOURS: dict[str, str] = {"improved": "#009E73", "stable": "#BBBBBB", "progressed": "#D55E00"}
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`write_bytes_atomic`)."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -393,8 +370,8 @@ def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Ra
         files["responses.png"] = png
 
     for name, png in files.items():
-        write_bytes_atomic(outdir / "figures" / name, png)
+        atomic_write_bytes(outdir / "figures" / name, png)
     for name, table in comparison.tables.items():
-        write_text_atomic(outdir / "tables" / f"{name}.csv", table.to_csv(index=False))
+        atomic_write_text(outdir / "tables" / f"{name}.csv", table.to_csv(index=False))
     comparison.to_json(outdir / "comparison.json")
-    return write_text_atomic(outdir / "report.html", render_html(comparison, figures, title=title))
+    return atomic_write_text(outdir / "report.html", render_html(comparison, figures, title=title))

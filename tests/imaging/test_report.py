@@ -13,6 +13,7 @@ import pytest
 
 from imaging.cli import main
 from imaging.compare import MULTIPLICITY_NOTE, compare_arms
+from imaging.outputs import atomic_write_text
 from imaging.report import (
     key_results,
     methods_text,
@@ -20,7 +21,6 @@ from imaging.report import (
     plot_responses,
     plot_trajectories,
     write_report,
-    write_text_atomic,
 )
 from tests.imaging.test_compare import VISITS, make_trial
 
@@ -101,8 +101,8 @@ def test_report_with_one_patient_arm_and_warnings(tmp_path):
 
 def test_write_text_atomic_replaces(tmp_path):
     p = tmp_path / "a.txt"
-    write_text_atomic(p, "one")
-    write_text_atomic(p, "two")
+    atomic_write_text(p, "one")
+    atomic_write_text(p, "two")
     assert p.read_text() == "two" and [x.name for x in tmp_path.iterdir()] == ["a.txt"]
     assert p.stat().st_mode & 0o777 == 0o644
 
