@@ -80,7 +80,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from imaging import constants as C
-from imaging.volume import CTVolume
+from imaging.volume import CTVolume, canonical_axes, from_canonical, to_canonical
 
 __all__ = [
     "segment_lungs",
@@ -123,40 +123,6 @@ AUTO_METHOD: str = "classical"
 
 
 # ----------------------------------------------------------------------------- geometry
-def _canonical_axes(direction: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
-    """Axis permutation and flips taking a (z, y, x) array to canonical LPS order.
-
-    ``canonical = flip(transpose(a, perm), flips)``; slice 0 becomes the most inferior,
-    row 0 the most anterior, column 0 the patient's rightmost.
-    """
-    d = np.asarray(direction, dtype=np.float64)
-    dom = np.argmax(np.abs(d), axis=0)  # ITK index axis j -> dominant LPS axis
-    if sorted(dom.tolist()) != [0, 1, 2]:
-        return (0, 1, 2), (False, False, False)
-    perm = [0, 1, 2]
-    flips = [False, False, False]
-    for j in range(3):
-        k = 2 - int(dom[j])  # canonical array axis of LPS axis dom[j]
-        perm[k] = 2 - j  # array axis of ITK index axis j
-        flips[k] = bool(d[dom[j], j] < 0)
-    return tuple(perm), tuple(flips)  # type: ignore[return-value]
-
-
-def _to_canonical(a: np.ndarray, perm: Sequence[int], flips: Sequence[bool]) -> np.ndarray:
-    b = np.transpose(a, perm)
-    for k, f in enumerate(flips):
-        if f:
-            b = np.flip(b, axis=k)
-    return b
-
-
-def _from_canonical(b: np.ndarray, perm: Sequence[int], flips: Sequence[bool]) -> np.ndarray:
-    for k, f in enumerate(flips):
-        if f:
-            b = np.flip(b, axis=k)
-    return np.ascontiguousarray(np.transpose(b, np.argsort(perm)))
-
-
 def _block_mean(a: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     """Mean over non-overlapping blocks (edge-replicated to whole blocks), float32.
 
@@ -741,8 +707,8 @@ def segment_lungs(
         raise ValueError(f"threshold_hu must be finite, got {threshold_hu}")
     if not working_spacing_mm > 0:
         raise ValueError(f"working_spacing_mm must be > 0, got {working_spacing_mm}")
-    perm, flips = _canonical_axes(volume.direction)
-    hu = np.ascontiguousarray(_to_canonical(volume.hu, perm, flips))
+    perm, flips = canonical_axes(volume.direction)
+    hu = np.ascontiguousarray(to_canonical(volume.hu, perm, flips))
     spacing = tuple(volume.spacing_mm[p] for p in perm)
     if method == "auto":
         method = AUTO_METHOD
@@ -761,7 +727,7 @@ def segment_lungs(
                                    envelope=method in ("classical", "union"))
         if method == "union":
             lab = union_with_learned(lab, _model_canonical(hu, spacing, working_spacing_mm=working_spacing_mm))
-    return _from_canonical(lab, perm, flips)
+    return from_canonical(lab, perm, flips)
 
 
 def union_with_learned(classical: np.ndarray, learned: np.ndarray) -> np.ndarray:
@@ -840,8 +806,8 @@ def lung_zones(labels: np.ndarray, volume: CTVolume, *, thirds: str = "height") 
         raise ValueError(f"thirds must be 'height' or 'volume', got {thirds!r}")
     if labels.shape != volume.shape:
         raise ValueError(f"labels shape {labels.shape} differs from volume shape {volume.shape}")
-    perm, flips = _canonical_axes(volume.direction)
-    lab = _to_canonical(labels, perm, flips)
+    perm, flips = canonical_axes(volume.direction)
+    lab = to_canonical(labels, perm, flips)
     out = np.zeros(lab.shape, dtype=np.uint8)
     per_slice = (lab > 0).sum(axis=(1, 2)).astype(np.float64)
     total = per_slice.sum()
@@ -862,4 +828,4 @@ def lung_zones(labels: np.ndarray, volume: CTVolume, *, thirds: str = "height") 
             half = (np.arange(lab.shape[1]) >= y_mid).astype(np.uint8)[:, None]
             code = (1 + 6 * li + 2 * third + half).astype(np.uint8)
             out[z][m[z]] = np.broadcast_to(code, m[z].shape)[m[z]]
-    return _from_canonical(out, perm, flips)
+    return from_canonical(out, perm, flips)

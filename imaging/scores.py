@@ -52,7 +52,7 @@ from imaging.lungs import (
     segment_lungs,
 )
 from imaging.opacity import CONSOLIDATION, GGO, density_bands
-from imaging.volume import CTVolume, ScanInfo
+from imaging.volume import CTVolume, ScanInfo, canonical_axes, from_canonical, to_canonical
 
 __all__ = ["ScanScore", "score_scan", "save_masks", "ZONES", "HALVES", "severity_score", "visual_score", "AUTO_OPACITY_METHOD"]
 
@@ -221,14 +221,13 @@ def _one_model_run(needed: bool) -> contextlib.AbstractContextManager[None]:
 
 def _model_opacity(volume: CTVolume) -> np.ndarray:
     """Opacity labels (0/1/2) of the learned model, in the volume's geometry."""
-    from imaging.lungs import _canonical_axes, _from_canonical, _to_canonical
     from models.inference import predict_lungs_and_opacity  # lazy: torch
 
-    perm, flips = _canonical_axes(volume.direction)
-    hu = _to_canonical(volume.hu, perm, flips)
+    perm, flips = canonical_axes(volume.direction)
+    hu = to_canonical(volume.hu, perm, flips)
     spacing = tuple(volume.spacing_mm[p] for p in perm)
     _, opacity = predict_lungs_and_opacity(np.ascontiguousarray(hu), spacing_mm=spacing)
-    return _from_canonical(np.asarray(opacity, dtype=np.uint8), perm, flips)
+    return from_canonical(np.asarray(opacity, dtype=np.uint8), perm, flips)
 
 
 def _contrast_median_hu(hu: np.ndarray, labels: np.ndarray, volume: CTVolume) -> float:
@@ -236,11 +235,9 @@ def _contrast_median_hu(hu: np.ndarray, labels: np.ndarray, volume: CTVolume) ->
     middle third of the lungs' height, canonical axial slices; NaN when not measurable."""
     import cv2
 
-    from imaging.lungs import _canonical_axes, _to_canonical
-
-    perm, flips = _canonical_axes(volume.direction)
-    h = np.ascontiguousarray(_to_canonical(hu, perm, flips))
-    lab = np.ascontiguousarray(_to_canonical(labels, perm, flips))
+    perm, flips = canonical_axes(volume.direction)
+    h = np.ascontiguousarray(to_canonical(hu, perm, flips))
+    lab = np.ascontiguousarray(to_canonical(labels, perm, flips))
     zs = np.flatnonzero((lab == RIGHT).any(axis=(1, 2)) & (lab == LEFT).any(axis=(1, 2)))
     if zs.size < 3:
         return float("nan")

@@ -19,11 +19,11 @@ Conventions (followed by every reader and writer in the toolkit)
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["ScanInfo", "CTVolume"]
+__all__ = ["ScanInfo", "CTVolume", "canonical_axes", "to_canonical", "from_canonical"]
 
 
 @dataclass(frozen=True)
@@ -220,3 +220,39 @@ class CTVolume:
         idx = np.asarray(index_zyx, dtype=np.float64)[..., ::-1]
         scaled = idx * np.array(list(reversed(self.spacing_mm)))
         return np.asarray(self.origin_mm) + scaled @ self.direction.T
+
+
+def canonical_axes(direction: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    """Axis permutation and flips taking a (z, y, x) array to canonical LPS order.
+
+    ``canonical = flip(transpose(a, perm), flips)``; slice 0 becomes the most inferior,
+    row 0 the most anterior, column 0 the patient's rightmost.
+    """
+    d = np.asarray(direction, dtype=np.float64)
+    dom = np.argmax(np.abs(d), axis=0)  # ITK index axis j -> dominant LPS axis
+    if sorted(dom.tolist()) != [0, 1, 2]:
+        return (0, 1, 2), (False, False, False)
+    perm = [0, 1, 2]
+    flips = [False, False, False]
+    for j in range(3):
+        k = 2 - int(dom[j])  # canonical array axis of LPS axis dom[j]
+        perm[k] = 2 - j  # array axis of ITK index axis j
+        flips[k] = bool(d[dom[j], j] < 0)
+    return tuple(perm), tuple(flips)  # type: ignore[return-value]
+
+
+def to_canonical(a: np.ndarray, perm: Sequence[int], flips: Sequence[bool]) -> np.ndarray:
+    """View of a (z, y, x) array in canonical order (see :func:`canonical_axes`)."""
+    b = np.transpose(a, perm)
+    for k, f in enumerate(flips):
+        if f:
+            b = np.flip(b, axis=k)
+    return b
+
+
+def from_canonical(b: np.ndarray, perm: Sequence[int], flips: Sequence[bool]) -> np.ndarray:
+    """Inverse of :func:`to_canonical`: a canonical array back in the input's order (copy)."""
+    for k, f in enumerate(flips):
+        if f:
+            b = np.flip(b, axis=k)
+    return np.ascontiguousarray(np.transpose(b, np.argsort(perm)))

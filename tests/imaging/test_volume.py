@@ -43,3 +43,17 @@ def test_bad_arguments_name_the_problem():
         CTVolume(np.zeros((3, 3, 3)), (1, 0, 1))
     with pytest.raises(ValueError, match="orthonormal"):
         CTVolume(np.zeros((3, 3, 3)), (1, 1, 1), direction=np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("direction", [
+    np.eye(3), np.diag([-1.0, 1.0, -1.0]),
+    np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]),  # sagittal-like stack
+])
+def test_array_canonical_order_matches_the_volume_canonical(direction):
+    from imaging.volume import canonical_axes, from_canonical, to_canonical
+
+    hu = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)
+    v = CTVolume(hu, (2.0, 1.0, 0.5), (1.0, 2.0, 3.0), direction)
+    perm, flips = canonical_axes(v.direction)
+    np.testing.assert_array_equal(to_canonical(hu, perm, flips), v.canonical().hu)
+    np.testing.assert_array_equal(from_canonical(to_canonical(hu, perm, flips), perm, flips), hu)
