@@ -160,13 +160,26 @@ def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> t
     return arr, spacing_yx
 
 
-def lesion_threshold(model: "torch.nn.Module") -> float:
-    """The lesion decision threshold recorded with the weights (default 0.5).
+def lesion_threshold(model: "torch.nn.Module", kind: str = "hu") -> float:
+    """The lesion decision threshold recorded with the weights for this kind of input.
 
     A lung pixel is lesion when ``p(lesion) / (p(lung) + p(lesion))`` reaches it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        From :func:`load_model`.
+    kind : {"hu", "display"}
+        HU input uses ``lesion_threshold`` (calibrated with a healthy-phantom limit);
+        display input ``display_lesion_threshold`` when the weights record one, else
+        the same value (:func:`models.train.calibrate_lesion_threshold`).  0.5 when
+        nothing is recorded.
     """
-    info = getattr(model, "checkpoint_info", {}) or {}
-    return float(info.get("inference", {}).get("lesion_threshold", 0.5))
+    if kind not in ("hu", "display"):
+        raise ValueError(f"kind must be 'hu' or 'display', got {kind!r}")
+    inference = (getattr(model, "checkpoint_info", {}) or {}).get("inference", {})
+    t = float(inference.get("lesion_threshold", 0.5))
+    return float(inference.get("display_lesion_threshold", t)) if kind == "display" else t
 
 
 def predict_classes(
@@ -194,7 +207,7 @@ def predict_classes(
         Slices per forward pass.
     lesion_min_prob : float in (0, 1) or None
         Lesion threshold on the conditional probability ``p(lesion | lung)``; None: the
-        value recorded with the weights (:func:`lesion_threshold`).
+        value recorded with the weights for this ``kind`` (:func:`lesion_threshold`).
 
     Returns
     -------
@@ -210,7 +223,7 @@ def predict_classes(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     net = load_model() if model is None else model
-    t_les = lesion_threshold(net) if lesion_min_prob is None else float(lesion_min_prob)
+    t_les = lesion_threshold(net, kind) if lesion_min_prob is None else float(lesion_min_prob)
     if not 0.0 < t_les < 1.0:
         raise ValueError(f"lesion_min_prob must be in (0, 1), got {lesion_min_prob!r}")
     slices = arr[None] if arr.ndim == 2 else arr

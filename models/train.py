@@ -404,21 +404,24 @@ def calibrate_lesion_threshold(
     phantom_seeds: tuple[int, ...] = (201, 202, 203, 204),
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Choose the lesion threshold from TRAINING data and healthy phantoms; store it.
+    """Choose the lesion thresholds from TRAINING data and healthy phantoms; store them.
 
-    Rule (fixed before looking at any validation result): among
+    Rule for HU input (fixed before looking at any validation result): among
     :data:`THRESHOLD_GRID`, keep the thresholds whose predicted opacity on healthy
     phantoms (``phantom_seeds``, 60 x 256 x 256 at 5 x 1.4 x 1.4 mm, not used in
     training or evaluation) stays under :data:`HEALTHY_MAX_PCT` % of the lungs, and
     pick the one with the best infection Dice on ``n_train_slices`` evenly spaced slices
-    of the training blocks. When none qualifies, the largest threshold is taken. The
-    held-out COVID scans and the LIDC scan are not used.
+    of the training blocks. When none qualifies, the largest threshold is taken.
+    Display input (``kind="display"``) gets its own threshold, the best training Dice
+    alone: the healthy-phantom limit is a check on HU input.  The held-out COVID scans
+    and the LIDC scan are not used.
 
     Parameters
     ----------
     checkpoint : path
         Checkpoint written by :func:`train`; rewritten atomically with
-        ``checkpoint["inference"] = {"lesion_threshold": t, "calibration": ...}``.
+        ``checkpoint["inference"] = {"lesion_threshold": t_hu,
+        "display_lesion_threshold": t_display, "calibration": ...}``.
 
     Returns
     -------
@@ -461,9 +464,14 @@ def calibrate_lesion_threshold(
         log(json.dumps(rows[-1]))
     ok = [r for r in rows if r["healthy_phantom_opacity_pct"] < HEALTHY_MAX_PCT]
     best = max(ok, key=lambda r: r["train_infection_dice"]) if ok else rows[-1]
+    # display input (8-bit slices as public data sets ship them) is never a healthy HU
+    # phantom: its threshold is the best training Dice alone
+    best_display = max(rows, key=lambda r: r["train_infection_dice"])
     entry = {"lesion_threshold": best["threshold"],
-             "calibration": {"rule": f"best train-block infection Dice with healthy-phantom "
-                                     f"opacity < {HEALTHY_MAX_PCT} %",
+             "display_lesion_threshold": best_display["threshold"],
+             "calibration": {"rule": f"HU input: best train-block infection Dice with healthy-phantom "
+                                     f"opacity < {HEALTHY_MAX_PCT} % (else the largest threshold); "
+                                     "display input: best train-block infection Dice",
                              "train_slices": int(n_train_slices),
                              "phantom_seeds": list(phantom_seeds), "grid": rows}}
     ckpt["inference"] = entry

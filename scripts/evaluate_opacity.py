@@ -212,10 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.lesion_threshold is not None:
             if not 0.0 < args.lesion_threshold < 1.0:
                 raise ValueError(f"--lesion-threshold must be in (0, 1), got {args.lesion_threshold}")
-            net.checkpoint_info.setdefault("inference", {})["lesion_threshold"] = args.lesion_threshold
+            entry = net.checkpoint_info.setdefault("inference", {})
+            entry["lesion_threshold"] = args.lesion_threshold  # both kinds of input
+            entry.pop("display_lesion_threshold", None)
         from models.inference import lesion_threshold
 
-        results["lesion_threshold"] = lesion_threshold(net)
+        results["lesion_threshold"] = lesion_threshold(net, "hu")
+        results["display_lesion_threshold"] = lesion_threshold(net, "display")
         results["training"] = {k: v for k, v in net.checkpoint_info["training"].items()
                                if k in ("steps", "seconds", "device", "hardware", "synthetic_source")}
         lidc = root / "lidc_idri_0001"

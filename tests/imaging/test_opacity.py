@@ -45,7 +45,14 @@ def test_vessels_are_suppressed_but_patches_kept():
     patch[2:6, 50:70, 10:30] = True
     opacity = r.labels > 0
     assert opacity[patch].mean() > 0.85
-    assert (opacity & ~patch).sum() < 0.02 * raw
+    # vessels survive only as stubs regrown from the patch: within the regrowth distance
+    # of it, and a small fraction of the dense voxels
+    stray = opacity & ~patch
+    assert stray.sum() < 0.03 * raw
+    from scipy import ndimage as ndi
+
+    dist = np.stack([ndi.distance_transform_edt(~p, sampling=(0.8, 0.8)) for p in patch])
+    assert dist[stray].max() <= C.VESSEL_REGROW_MM + 0.8
 
 
 def test_healthy_lung_near_zero_and_band_percents():

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from models import load_model, predict_lungs_and_opacity, segment_opacity  # noqa: E402
 from models.inference import (  # noqa: E402
     DEFAULT_WEIGHTS,
+    lesion_threshold,
     predict_classes,
     drop_airless_lung_regions,
     refine_with_hu,
@@ -38,6 +39,20 @@ def test_weights_small_and_cached(net):
     assert not net.training
     info = net.checkpoint_info["training"]
     assert set(info["train_blocks"]).isdisjoint(info["validation_blocks"])
+
+
+def test_lesion_threshold_per_kind_of_input(net):
+    entry = net.checkpoint_info["inference"]
+    assert lesion_threshold(net, "hu") == entry["lesion_threshold"]
+    assert lesion_threshold(net, "display") == entry["display_lesion_threshold"]
+    grid = entry["calibration"]["grid"]  # display: the best training Dice of the grid
+    assert entry["display_lesion_threshold"] == max(grid, key=lambda r: r["train_infection_dice"])["threshold"]
+
+    class Bare(torch.nn.Module):  # weights without a calibration entry
+        checkpoint_info: dict = {}
+    assert lesion_threshold(Bare(), "display") == lesion_threshold(Bare()) == 0.5
+    with pytest.raises(ValueError, match="kind"):
+        lesion_threshold(net, "png")
 
 
 def test_load_model_errors(tmp_path):
