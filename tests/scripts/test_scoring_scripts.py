@@ -34,3 +34,23 @@ def test_benchmark_scoring_argument_errors(tmp_path, capsys):
     assert bench.main(["--repeats", "0"]) == 2
     assert bench.main(["--data", str(tmp_path), "--slices"]) == 1
     assert "nothing to measure" in capsys.readouterr().err
+
+
+def test_union_rim_erode_and_measure():
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("torch")
+    from imaging.phantom import make_phantom
+
+    rim = _load("evaluate_union_rim")
+    lab = np.zeros((1, 9, 9), np.uint8)
+    lab[0, 2:7, 2:7] = 2
+    eroded = rim.erode_inplane(lab, 1.0, (1.0, 1.0))
+    assert eroded[0, 4, 4] == 2 and eroded[0, 2, 2] == 0 and eroded.sum() < lab.sum()
+    p = make_phantom(shape=(24, 96, 96), spacing_mm=(10.0, 3.5, 3.5), percent_opacity=0.0,
+                     rng=np.random.default_rng(3))
+    row = rim.measure(p.volume, 1.5, p.lungs)
+    assert list(row) == ["classical", "union", "union-eroded"]
+    dice = {k: float(v.rsplit("Dice ", 1)[1]) for k, v in row.items()}
+    assert dice["classical"] > 0.9 and dice["union-eroded"] >= dice["union"]
