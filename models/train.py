@@ -63,6 +63,7 @@ class TrainConfig:
     phantom_volumes: int = 12
     phantom_lung_free: bool = False  # also the neck / abdomen slices (background labels)
     phantom_table_shifts: tuple[float, ...] = (0.0,)  # Pose.dt per phantom, cycled
+    phantom_severities: tuple[float, ...] = (0.0, 5.0, 0.0, 15.0, 0.0, 30.0)  # % opacity per phantom, cycled
     init: str | None = None  # checkpoint to fine-tune from (same network config)
     warmup: int = 100
     lesion_class_weight: float = 2.0  # cross-entropy weight of the lesion class
@@ -166,7 +167,8 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
 def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
                     use_phantom: bool, log: Callable[[str], None], *,
                     phantom_volumes: int = 12, lung_free: bool = False,
-                    table_shifts: tuple[float, ...] = (0.0,)):
+                    table_shifts: tuple[float, ...] = (0.0,),
+                    severities: tuple[float, ...] = (0.0, 5.0, 0.0, 15.0, 0.0, 30.0)):
     hus, labels = [], []
     kinds = [None, "ggo", "consolidation", "mixed"]
     for i in range(n):
@@ -179,7 +181,8 @@ def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
         try:
             ph_hu, ph_lungs, ph_les = phantom_slices(rng, n_volumes=phantom_volumes,
                                                      lung_free=lung_free,
-                                                     table_shifts=table_shifts)
+                                                     table_shifts=table_shifts,
+                                                     percent_opacity=severities)
         except ImportError as exc:
             log(f"imaging.phantom not available ({exc}); built-in synthetic slices only")
         else:
@@ -248,7 +251,8 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
     syn_hu, syn_lab, syn_source = _synthetic_bank(
         config.synthetic_bank, config.healthy_fraction, rng, config.use_phantom, log,
         phantom_volumes=config.phantom_volumes, lung_free=config.phantom_lung_free,
-        table_shifts=tuple(config.phantom_table_shifts))
+        table_shifts=tuple(config.phantom_table_shifts),
+        severities=tuple(config.phantom_severities))
     # fixed synthetic validation: healthy slices, default display window
     vrng = np.random.default_rng(config.seed + 1)
     syn_val = [synthetic_chest_slice(vrng, size=NET_SIZE, lesion=None) for _ in range(32)]

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also train on the phantoms' lung-free slices (neck, abdomen)")
     parser.add_argument("--phantom-table-shifts", default="0",
                         help="comma-separated Pose.dt per phantom (cycled), e.g. 0,0.25,-0.25")
+    parser.add_argument("--phantom-severities", default="0,5,0,15,0,30",
+                        help="percent opacity of each training phantom, comma-separated, cycled")
     parser.add_argument("--init", default=None, help="checkpoint to fine-tune from")
     parser.add_argument("--warmup", type=int, default=100, help="warm-up steps")
     parser.add_argument("--lesion-class-weight", type=float, default=2.0)
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         use_phantom=not args.no_phantom, eval_every_s=args.eval_every_s,
         phantom_volumes=args.phantom_volumes, phantom_lung_free=args.phantom_lung_free,
         phantom_table_shifts=tuple(float(v) for v in args.phantom_table_shifts.split(",")),
+        phantom_severities=tuple(float(v) for v in args.phantom_severities.split(",")),
         init=args.init, warmup=args.warmup, lesion_class_weight=args.lesion_class_weight,
         lesion_dice_weight=args.lesion_dice_weight,
         crop=args.crop or None,
