@@ -40,6 +40,9 @@ __all__ = [
     "HU_CONTRAST_SUSPECTED",
     "FOV_CUTOFF_FRACTION",
     "HU_ABDOMINAL_ORGAN_MIN",
+    "HU_FAT_BAND",
+    "DOME_AIRLESS_FRACTION",
+    "DOME_FAT_FRACTION",
     "LUNG_REPAIR_DORSAL_MEDIAL_FRACTION",
     "LUNG_REPAIR_GROW_MM",
     "HU_REPAIR_GROW_BAND",
@@ -49,6 +52,7 @@ __all__ = [
     "LUNG_ENVELOPE_RIB_DISTANCE_MM",
     "LUNG_ENVELOPE_RIB_Z_MM",
     "LUNG_ENVELOPE_BRIDGE_MM",
+    "LUNG_ENVELOPE_PV_LAYER_MM",
     "LUNG_ENVELOPE_MIN_THICKNESS_MM",
     "LUNG_ENVELOPE_MIN_ML",
     "VESSEL_REGROW_MM",
@@ -177,6 +181,16 @@ LUNG_VOLUME_PLAUSIBLE_ML: tuple[float, float] = (2500.0, 8000.0)
 #: (unenhanced liver 55-65 HU, spleen 45-50 HU; e.g. Hofer, *CT Teaching Manual*),
 #: and consolidation (typically -100..+20 HU median with air bronchograms) otherwise.
 HU_ABDOMINAL_ORGAN_MIN: float = 20.0
+#: Fat, HU (adipose tissue about -100; e.g. Hofer, *CT Teaching Manual*).
+HU_FAT_BAND: tuple[float, float] = (-150.0, -60.0)
+#: A hole or bay under the lung's air whose median is below HU_ABDOMINAL_ORGAN_MIN is
+#: still an organ dome (spleen or liver with the fat round it, cut obliquely) when at
+#: least DOME_AIRLESS_FRACTION of it is airless (>= HU_CONSOLIDATION_MIN) and at least
+#: DOME_FAT_FRACTION is fat (HU_FAT_BAND): lung holds no fat, and consolidation keeps some
+#: air or ground-glass.  Measured (README "scoring"): lidc_idri_0001's spleen-dome holes
+#: are 98-99 % airless with 27-85 % fat; phantom consolidation holes 48-91 % airless.
+DOME_AIRLESS_FRACTION: float = 0.95
+DOME_FAT_FRACTION: float = 0.25
 
 #: Repair of dense disease at the lung edge (imaging.lungs, step 5).  A dorsal concavity
 #: of the axial lung outline is filled when its centre lies no more than this fraction of
@@ -210,6 +224,13 @@ LUNG_ENVELOPE_RIB_Z_MM: float = 10.0
 #: Largest partial-volume layer (between aerated lung and consolidation, HU between the
 #: bands) that the growth may cross, mm.
 LUNG_ENVELOPE_BRIDGE_MM: float = 5.0
+#: Envelope repair: a partial-volume voxel (between HU_ENVELOPE_GGO_BAND and
+#: HU_REPAIR_GROW_BAND) within this distance, mm in-plane, of both a ground-glass-band and
+#: a consolidation-band voxel is grown through (the layer between a lesion's ground-glass
+#: halo and its consolidated core).  Measured with the organ-dome rule (README
+#: "scoring"): phantom mean |PO error| 6.7 -> 4.6 points, lidc_idri_0001 PO 0.25 -> 0.49 %,
+#: cip_ct64 Dice 0.978 -> 0.975.  0 disables.
+LUNG_ENVELOPE_PV_LAYER_MM: float = 3.0
 #: Added regions thinner than twice this (in-plane opening radius), mm, are dropped:
 #: partial-volume slivers along the pleura and intercostal spaces, not consolidation.
 LUNG_ENVELOPE_MIN_THICKNESS_MM: float = 2.5

@@ -395,11 +395,17 @@ def _repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spacing: Sequ
 
     def organ_like(z: int, comp: np.ndarray) -> bool:
         # mostly under the lung's air, and the footprint over the slab from 5 mm below
-        # up to this slice is organ-dense (the dome cap itself is partial volume)
+        # up to this slice (the dome cap itself is partial volume) is organ-dense, or
+        # airless with a share of fat (an organ dome with its fat: lung holds no fat,
+        # and consolidation keeps some air or ground-glass)
         if (z < first_air)[comp].mean() <= 0.5:
             return False
         slab = low[max(0, z - k_below) : z + 1][:, comp]
-        return bool(np.median(slab) >= C.HU_ABDOMINAL_ORGAN_MIN)
+        if np.median(slab) >= C.HU_ABDOMINAL_ORGAN_MIN:
+            return True
+        airless = float((slab >= C.HU_CONSOLIDATION_MIN).mean())
+        fat = float(((slab >= C.HU_FAT_BAND[0]) & (slab <= C.HU_FAT_BAND[1])).mean())
+        return airless >= C.DOME_AIRLESS_FRACTION and fat >= C.DOME_FAT_FRACTION
 
     added = np.zeros(labels.shape, dtype=bool)
     for z in np.flatnonzero(labels.any(axis=(1, 2))):
@@ -555,6 +561,13 @@ def _envelope_repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spac
     c0, c1 = C.HU_REPAIR_GROW_BAND
     dense = ((low >= g0) & (low <= g1)) | ((low >= c0) & (low <= c1))
     between = (low > g1) & (low < c0)  # partial volume between the bands (and fat)
+    # the partial-volume layer between a lesion's ground-glass halo and its consolidated
+    # core: "between" voxels within LUNG_ENVELOPE_PV_LAYER_MM of both bands are crossed
+    if C.LUNG_ENVELOPE_PV_LAYER_MM > 0:
+        k = max(1, int(round(C.LUNG_ENVELOPE_PV_LAYER_MM / syx)))
+        near_ggo = ndi.binary_dilation((low >= g0) & (low <= g1), structure=_INPLANE, iterations=k)
+        near_con = ndi.binary_dilation((low >= c0) & (low <= c1), structure=_INPLANE, iterations=k)
+        dense |= between & near_ggo & near_con
     band = allowed & dense
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     for z in np.flatnonzero(band.any(axis=(1, 2))):
