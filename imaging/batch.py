@@ -67,7 +67,7 @@ from imaging.outputs import (
     write_table,
 )
 
-__all__ = ["score_studies", "BatchSummary", "SCAN_ERRORS", "scorer_name", "manifest_frame"]
+__all__ = ["score_studies", "BatchSummary", "SCAN_ERRORS", "scorer_name", "manifest_frame", "check_score_options"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,98 @@ def _resolve_scorer(name: str) -> Callable[..., Any]:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+#: Options of the default scorer whose values come from a fixed list (checked up front):
+#: name -> (module, attribute) holding the tuple of accepted values ...
+_CHOICES_FROM: dict[str, tuple[str, str]] = {
+    "lung_method": ("imaging.lungs", "LUNG_METHODS"),
+    "opacity_method": ("imaging.scores", "_OPACITY_METHODS"),
+    "on_not_chest": ("imaging.scores", "_ON_NOT_CHEST"),
+}
+#: ... or name -> the accepted values themselves.
+_FIXED_CHOICES: dict[str, tuple[str, ...]] = {"zone_thirds": ("height", "volume")}  # imaging.lungs.lung_zones
+
+
+def _default_choices(name: str) -> tuple[str, ...] | None:
+    """Accepted values of an enumerated option of the default scorer (None: not enumerated)."""
+    import importlib
+
+    if name in _CHOICES_FROM:
+        module, attribute = _CHOICES_FROM[name]
+        return tuple(getattr(importlib.import_module(module), attribute))
+    return _FIXED_CHOICES.get(name)
+
+
+def check_score_options(scorer: Callable[..., Any] | None, options: Mapping[str, Any], *,
+                        what: str = "score_options") -> None:
+    """Refuse options the scorer cannot take, before a batch starts.
+
+    Every name must be a keyword parameter of the scorer (unless it takes
+    ``**kwargs``).  For the default scorer (:func:`imaging.score_scan`) the values of
+    the enumerated options (``lung_method``, ``opacity_method``, ``on_not_chest``,
+    ``zone_thirds``) must be among the accepted ones, numbers must be numbers and
+    flags booleans; otherwise every scan of the batch would fail with the same error.
+
+    Parameters
+    ----------
+    scorer : callable or None
+        The scorer (``None``: the default, :func:`imaging.score_scan`).
+    options : mapping
+        Keyword options name -> value.
+    what : str
+        How the options are named in messages (``"--option"`` on the command line).
+
+    Raises
+    ------
+    InvalidArgumentError
+        An unknown option name or a value the scorer refuses; the message names the
+        option, its value and what is accepted.
+
+    Examples
+    --------
+    >>> check_score_options(None, {"lung_method": "classical", "ggo_min_hu": -700})
+    >>> check_score_options(None, {"lung_method": "bogus"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    imaging.errors.InvalidArgumentError: score_options lung_method='bogus' is not accepted; choose one of auto, ...
+    """
+    import inspect
+
+    if not isinstance(options, Mapping):
+        raise InvalidArgumentError(f"{what} must be a mapping of option name -> value, got {type(options).__name__}")
+    name = scorer_name(scorer)
+    func = _resolve_scorer(DEFAULT_SCORER) if scorer is None else scorer
+    if not callable(func):
+        raise InvalidArgumentError(f"scorer must be callable, got {func!r}")
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # no introspectable signature (a builtin): nothing to check
+        return
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    volume_param = positional[0].name if positional else None  # the volume: never an option
+    accepted = {p.name: p for p in params
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != volume_param}
+    for key in options:
+        if not isinstance(key, str) or (key not in accepted and (not takes_any or key == volume_param)):
+            raise InvalidArgumentError(
+                f"{what} {key!r} is not an option of {name} (its options: {', '.join(accepted) or 'none'})")
+    if func is not _resolve_scorer(DEFAULT_SCORER):
+        return  # other scorers check their own values
+    for key, value in options.items():
+        choices = _default_choices(key)
+        if choices is not None:
+            if value not in choices:
+                raise InvalidArgumentError(f"{what} {key}={value!r} is not accepted; choose one of {', '.join(choices)}")
+            continue
+        default = accepted[key].default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise InvalidArgumentError(f"{what} {key}={value!r} must be true or false")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidArgumentError(f"{what} {key}={value!r} must be a finite number")
 
 
 # --------------------------------------------------------------------------- tasks
@@ -544,24 +636,34 @@ def _run_logging(out: Path | None) -> Iterator[None]:
 
 
 def _path_scrubber(root: Path, *, hide_paths: bool, folders: Iterable[str] = ()) -> Callable[[Any], Any]:
-    """A function writing paths under ``root`` in messages as ``<ROOT>/...``.
+    """A function writing paths under ``root`` in messages relative to ``root``.
 
-    With ``hide_paths`` (pseudonyms on) only the file name is kept, since export folders
-    are often named after the patient; ``folders`` (POSIX, relative to ``root``) are the
-    folders whose relative paths messages may quote (e.g. ``PAT/visit/1.dcm``): with
-    ``hide_paths`` they become ``.../1.dcm`` too.
+    ``/data/exports/PAT/visit/1.dcm`` becomes ``PAT/visit/1.dcm`` (``root`` itself
+    becomes ``.``), the same form as the manifest's ``folder`` and ``path`` columns.
+    With ``hide_paths`` (pseudonyms on) only the file name is kept, as
+    ``<ROOT>/.../1.dcm``, since export folders are often named after the patient;
+    ``folders`` (POSIX, relative to ``root``) are the folders whose relative paths
+    messages may quote (e.g. ``PAT/visit/1.dcm``): with ``hide_paths`` they become
+    ``.../1.dcm`` too.
+
+    Examples
+    --------
+    >>> _path_scrubber(Path("/data/x"), hide_paths=False)("cannot read /data/x/P1/a.dcm: truncated")
+    'cannot read P1/a.dcm: truncated'
+    >>> _path_scrubber(Path("/data/x"), hide_paths=True)("cannot read /data/x/P1/a.dcm: truncated")
+    'cannot read <ROOT>/.../a.dcm: truncated'
     """
     prefixes = sorted({str(root), str(root.resolve())}, key=len, reverse=True)
-    pattern = re.compile("(" + "|".join(re.escape(p) for p in prefixes) + r")(/[^\s'\",;:)]*)?")
+    pattern = re.compile("(" + "|".join(re.escape(p) for p in prefixes) + r")(?![^/\s'\",;:)])(/[^\s'\",;:)]*)?")
     rel = sorted({f.strip("/") for f in folders if f.strip("/") not in ("", ".")}, key=len, reverse=True)
     rel_pattern = (re.compile(r"(?<![^\s'\"(,:])(?:" + "|".join(re.escape(f) for f in rel) + ")/")
                    if hide_paths and rel else None)
 
     def replace(match: re.Match[str]) -> str:
         tail = match.group(2) or ""
-        if hide_paths and tail:
-            return "<ROOT>/.../" + tail.rstrip("/").rsplit("/", 1)[-1]
-        return "<ROOT>" + tail
+        if hide_paths:
+            return "<ROOT>/.../" + tail.rstrip("/").rsplit("/", 1)[-1] if tail.strip("/") else "<ROOT>"
+        return tail.strip("/") or "."
 
     def scrub(text: Any) -> Any:
         if not isinstance(text, str) or not text:
@@ -678,7 +780,10 @@ def score_studies(
         raise InvalidArgumentError(f"workers must be >= 1, got {workers}")
     if scheduler is not None and not (isinstance(scheduler, str) or hasattr(scheduler, "submit")):
         raise TypeError(f"scheduler must be None, 'local', an address or a distributed.Client, got {scheduler!r}")
+    if score_options is not None and not isinstance(score_options, Mapping):
+        raise InvalidArgumentError(f"score_options must be a mapping, got {type(score_options).__name__}")
     options = dict(score_options or {})
+    check_score_options(scorer, options)  # a bad option would fail every scan: refuse it before the run
     key = _load_pseudonym_key(pseudonym_key, out_path)
     if key is not None:
         from imaging.pseudonym import pseudonymize
@@ -719,6 +824,8 @@ def score_studies(
             log.info("removed %d temporary files left by an interrupted run", stale)
         log.info("found %d studies, %d series, %d files skipped (%s)", len(catalog.studies), len(catalog.series),
                  len(catalog.skipped_files), catalog.skipped_counts())
+        log.info("selection rules: %s%s", json.dumps(_jsonable(getattr(catalog.rules, "__dict__", {})), sort_keys=True),
+                 f"; overrides for {len(overrides)} studies" if overrides else "")
         store = ResultStore(out_path / "results") if out_path is not None else None
         if out_path is not None:
             frame = manifest_frame(catalog, pseudonym=pseudonym if key is not None else None, with_paths=key is None)
@@ -903,4 +1010,29 @@ def _assemble(catalog: Any, tasks: Sequence[_Task], records: Mapping[str, Mappin
     if "output_problems" in columns:
         columns.remove("output_problems")
         columns.append("output_problems")
-    return pd.DataFrame(rows, columns=columns)
+    return _whole_numbers_as_int(pd.DataFrame(rows, columns=columns), rows)
+
+
+def _whole_numbers_as_int(frame: "Any", rows: Sequence[Mapping[str, Any]]) -> "Any":
+    """Columns whose values are all Python ints (or missing) as nullable ``Int64``.
+
+    Without this a column such as ``series_number`` turns float as soon as one row
+    lacks it (a failed scan), and CSV shows ``3000566.0``; with ``Int64`` CSV shows
+    ``3000566`` and an empty cell, and Parquet stores a nullable int64.  Float columns
+    whose values merely happen to be whole stay float (decided by the values' types,
+    not their values).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = [{"n": 3000566, "p": 1.0}, {"n": None, "p": None}]
+    >>> out = _whole_numbers_as_int(pd.DataFrame(rows), rows)
+    >>> str(out["n"].dtype), str(out["p"].dtype), out.to_csv(index=False).splitlines()
+    ('Int64', 'float64', ['n,p', '3000566,1.0', ','])
+    """
+    for column in frame.columns:
+        values = [row.get(column) for row in rows]
+        present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        if present and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
+            frame[column] = frame[column].astype("Int64")
+    return frame

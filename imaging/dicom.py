@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from imaging.dicom_headers import FrameHeader, SkippedFile, SliceHeader, read_header, walk_files
-from imaging.errors import ChestCTError, NoDicomFoundError, NotCTVolumeError
+from imaging.errors import ChestCTError, InvalidArgumentError, NoDicomFoundError, NotCTVolumeError
 from imaging.selection import SelectionRules, choose_series
 from imaging.slices import GANTRY_TILT_TOLERANCE_DEG, orientation_label, stack_geometry
 
@@ -536,6 +536,24 @@ def _group(headers: list[SliceHeader]) -> dict[str, dict[str, list[SliceHeader]]
     return studies
 
 
+def _check_override_studies(overrides: Mapping[str, str], study_uids: list[str], root: Path) -> None:
+    """Refuse overrides whose study is not under ``root`` (a typo would otherwise be ignored).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the unknown study UID(s) and the studies that were found.
+    """
+    unknown = [uid for uid in overrides if uid not in set(study_uids)]
+    if not unknown:
+        return
+    shown = ", ".join(study_uids[:5]) + (f", ... ({len(study_uids)} in all)" if len(study_uids) > 5 else "")
+    raise InvalidArgumentError(
+        f"override names study UID {', '.join(unknown)}, which is not found under {str(root)!r} "
+        f"(studies found: {shown or 'none'})"
+    )
+
+
 def find_series(
     root: str | Path,
     *,
@@ -552,7 +570,7 @@ def find_series(
         How to choose the series per study (defaults: see :class:`SelectionRules`).
     overrides : mapping, optional
         StudyInstanceUID -> SeriesInstanceUID chosen by the user; wins over the rules.
-        Studies not found under ``root`` are ignored.
+        Every study must be found under ``root``.
 
     Returns
     -------
@@ -563,8 +581,9 @@ def find_series(
     ------
     NoDicomFoundError
         When ``root`` does not exist.
-    ValueError
-        When an override names a series that is not in its study.
+    InvalidArgumentError
+        When an override names a study not found under ``root``, or a series that is
+        not in its study (a :class:`ValueError`).
 
     Examples
     --------
@@ -597,6 +616,7 @@ def find_series(
             )
         )
     studies.sort(key=lambda st: (st.patient_id, st.study_date or "", st.study_uid))
+    _check_override_studies(overrides, [st.study_uid for st in studies], root)
     return SeriesCatalog(root=root, studies=studies, skipped_files=skipped, rules=rules, n_files=n_files)
 
 

@@ -36,7 +36,13 @@ import numpy as np
 
 from imaging.dicom import SeriesInfo, SliceRef, find_series, require_one_series, syntax_name
 from imaging.dicom_headers import SliceHeader
-from imaging.errors import IrregularSpacingError, NoDicomFoundError, NotCTVolumeError, PixelDecodeError
+from imaging.errors import (
+    InvalidArgumentError,
+    IrregularSpacingError,
+    NoDicomFoundError,
+    NotCTVolumeError,
+    PixelDecodeError,
+)
 from imaging.slices import GANTRY_TILT_TOLERANCE_DEG, orientation_axes
 from imaging.volume import CTVolume, ScanInfo
 
@@ -78,6 +84,8 @@ def load_scan(
 
     Raises
     ------
+    InvalidArgumentError
+        ``source`` is None (e.g. the ``.chosen`` of a study with no usable series).
     NoDicomFoundError
         Nothing readable at ``source``.
     NotCTVolumeError
@@ -104,6 +112,13 @@ def load_scan(
         if series_uid is not None and series_uid != source.series_uid:
             raise ValueError(f"series_uid {series_uid!r} differs from the SeriesInfo given ({source.series_uid!r})")
         return _load_series(source, min_slices=min_slices)
+    if source is None:
+        raise InvalidArgumentError(
+            "source is None: no series was given. A study whose `.chosen` is None has no series that "
+            "passes the selection rules; its `.reasons` (series UID -> why passed over) and "
+            "`chestct inspect ROOT` say why. Pick a study with `study.chosen is not None`, or pass "
+            "one of `study.series` (or a folder / series_uid) yourself."
+        )
     if not isinstance(source, (str, Path)):
         raise TypeError(f"source must be a path or a SeriesInfo, got {type(source).__name__}")
     path = Path(source)

@@ -54,7 +54,7 @@ from imaging.lungs import (
 from imaging.opacity import CONSOLIDATION, GGO, density_bands
 from imaging.volume import CTVolume, ScanInfo, canonical_axes, from_canonical, to_canonical
 
-__all__ = ["ScanScore", "score_scan", "save_masks", "ZONES", "HALVES", "severity_score", "visual_score", "AUTO_OPACITY_METHOD"]
+__all__ = ["ScanScore", "score_scan", "save_masks", "mask_stem", "ZONES", "HALVES", "severity_score", "visual_score", "AUTO_OPACITY_METHOD"]
 
 #: The six scoring zones, in table order.
 ZONES: tuple[str, ...] = tuple(f"{lung}_{third}" for lung in ("right", "left")
@@ -326,6 +326,61 @@ def save_masks(volume: CTVolume, masks: Mapping[str, np.ndarray], folder: str | 
     return written
 
 
+#: File endings stripped from a source file name to make a mask file stem.
+_SOURCE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+
+
+def _plain(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip(".") or "scan"
+
+
+def mask_stem(volume: CTVolume) -> str:
+    """File-name stem for the masks of ``volume`` (``<stem>_<name>.nii.gz``).
+
+    The SeriesInstanceUID when the volume has one (DICOM input).  Otherwise the source
+    file's name without its ending (``ct.nii.gz`` -> ``ct``), or ``scan`` for a volume
+    with no source, followed in both cases by 8 hex digits hashing the voxels and the
+    geometry: two different volumes never share a stem (so one folder can take the
+    masks of many files named alike), and the same volume always gets the same stem.
+
+    Parameters
+    ----------
+    volume : CTVolume
+
+    Returns
+    -------
+    str
+        A plain file-name prefix (letters, digits, ``-``, ``_``, ``.``).
+
+    Examples
+    --------
+    >>> v = CTVolume(np.zeros((2, 3, 4), np.int16), (1.0, 1.0, 1.0))
+    >>> stem = mask_stem(v)
+    >>> stem.startswith("scan_"), len(stem), stem == mask_stem(v.with_hu(v.hu + 1))
+    (True, 13, False)
+    """
+    import hashlib
+
+    if not isinstance(volume, CTVolume):
+        raise TypeError(f"volume must be a CTVolume, got {type(volume).__name__}")
+    if volume.info.series_uid:
+        return _plain(str(volume.info.series_uid))
+    base = "scan"
+    if volume.info.source:
+        name = Path(str(volume.info.source)).name
+        for suffix in _SOURCE_SUFFIXES:
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        base = _plain(name) if name else "scan"
+    digest = hashlib.blake2b(digest_size=4)
+    hu = np.ascontiguousarray(volume.hu)
+    digest.update(f"{hu.dtype.str}{hu.shape}{tuple(volume.spacing_mm)}{tuple(volume.origin_mm)}".encode())
+    digest.update(np.asarray(volume.direction, dtype=np.float64).tobytes())
+    digest.update(hu.data)
+    return f"{base}_{digest.hexdigest()}"
+
+
 # ----------------------------------------------------------------------------- scoring
 def score_scan(
     volume_or_path: CTVolume | str | os.PathLike[str],
@@ -371,7 +426,10 @@ def score_scan(
     on_not_chest : {"raise", "flag"}
         What to do when no lungs are found (see the module notes).
     mask_dir : path-like, optional
-        Write ``lungs``, ``opacity`` and ``zones`` masks there as NIfTI.
+        Write ``lungs``, ``opacity`` and ``zones`` masks there as NIfTI, named
+        ``<stem>_<mask>.nii.gz`` with the stem of :func:`mask_stem` (series UID, else
+        source file name + content hash), so scans scored into one folder never
+        overwrite each other.
     keep_masks : bool
         Keep the masks in :attr:`ScanScore.masks` (the batch runner writes them).
 
@@ -516,8 +574,7 @@ def score_scan(
 
     masks = {"lungs": labels, "opacity": opacity, "zones": zones} if keep_masks or mask_dir else {}
     if mask_dir is not None:
-        stem = (volume.info.series_uid or "scan").replace("/", "_")
-        save_masks(volume, masks, mask_dir, stem=stem)
+        save_masks(volume, masks, mask_dir, stem=mask_stem(volume))
     n_op = n_ggo + n_con
     return ScanScore(
         info=volume.info,

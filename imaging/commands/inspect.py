@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from imaging.commands._rules import add_selection_arguments, selection_rules
+
 HELP = "list the DICOM studies and series under a folder and which series is chosen per study, and why"
 
 __all__ = ["HELP", "configure", "run"]
@@ -24,32 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (studies, series, skipped files)")
     out.add_argument("--csv", action="store_true", help="print CSV, one row per series")
-    parser.add_argument("--min-slices", type=int, default=None, help="fewest slices for a volume (default 20)")
-    parser.add_argument(
-        "--thickness", type=float, nargs=2, metavar=("MIN_MM", "MAX_MM"), default=None,
-        help="preferred slice thickness range in mm (default 0.5 5.0)",
-    )
-    parser.add_argument(
-        "--kernel", action="append", default=None, metavar="NAME",
-        help="preferred kernel substring, repeat in order of preference (replaces the default list)",
-    )
+    add_selection_arguments(parser)
     parser.add_argument(
         "--choose", action="append", default=None, metavar="STUDY_UID=SERIES_UID",
         help="override the choice for a study (repeatable)",
     )
-
-
-def _rules(args: argparse.Namespace) -> Any:
-    from imaging.selection import SelectionRules
-
-    kwargs: dict[str, Any] = {}
-    if args.min_slices is not None:
-        kwargs["min_slices"] = args.min_slices
-    if args.thickness is not None:
-        kwargs["thickness_range_mm"] = tuple(args.thickness)
-    if args.kernel:
-        kwargs["kernel_preference"] = tuple(args.kernel)
-    return SelectionRules(**kwargs)
 
 
 def _fmt(value: Any, suffix: str = "") -> str:
@@ -93,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from imaging.selection import parse_overrides
 
     try:
-        catalog = find_series(args.root, rules=_rules(args), overrides=parse_overrides(args.choose))
+        catalog = find_series(args.root, rules=selection_rules(args), overrides=parse_overrides(args.choose))
     except ValueError as exc:  # bad --choose or rule values: a usage error, not a crash
         print(f"chestct inspect: error: {exc}", file=sys.stderr)
         return 2

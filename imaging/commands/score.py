@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from imaging.commands._rules import add_selection_arguments, selection_rules
+
 HELP = "score every study under a folder (resumable, parallel, Dask-ready)"
 
 
@@ -38,8 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="score this series in this study, whatever the rules say (repeatable)")
     parser.add_argument("--overrides", type=Path, default=None, metavar="CSV",
                         help="table of overrides with columns study_uid,series_uid")
-    parser.add_argument("--min-slices", type=int, default=None,
-                        help="fewest slices for a series to be chosen (selection rule; default 20)")
+    add_selection_arguments(parser)  # the same rules as `chestct inspect`
     parser.add_argument("--pseudonymize", type=Path, default=None, metavar="KEYFILE",
                         help="replace patient IDs by keyed pseudonyms (HMAC-SHA256); KEYFILE must be outside OUT")
     parser.add_argument("--create-key", action="store_true",
@@ -70,20 +71,15 @@ def read_overrides(path: Path) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``chestct score``; returns the exit code."""
-    from imaging.batch import _resolve_scorer, score_studies
+    from imaging.batch import _resolve_scorer, check_score_options, score_studies
     from imaging.errors import ChestCTError
-    from imaging.selection import SelectionRules, parse_overrides
+    from imaging.selection import parse_overrides
 
     overrides: dict[str, str] = {}
     if args.overrides is not None:
         overrides.update(read_overrides(args.overrides))
     overrides.update(parse_overrides(args.override))
-    rules = SelectionRules(min_slices=args.min_slices) if args.min_slices is not None else None
-    if args.pseudonymize is not None and args.create_key and not args.pseudonymize.exists():
-        from imaging.pseudonym import create_key_file
-
-        create_key_file(args.pseudonymize, out=args.out)
-        print(f"created pseudonym key {args.pseudonymize} (keep it safe and outside OUT)")
+    rules = selection_rules(args)
     scorer = None
     if args.scorer:
         try:
@@ -91,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
         except (ImportError, AttributeError, ValueError) as exc:
             raise ChestCTError(f"--scorer {args.scorer!r} cannot be imported ({exc}); give MODULE:FUNCTION "
                                "of a module on PYTHONPATH") from exc
+    check_score_options(scorer, dict(args.option), what="--option")  # before anything is created
+    if args.pseudonymize is not None and args.create_key and not args.pseudonymize.exists():
+        from imaging.pseudonym import create_key_file
+
+        create_key_file(args.pseudonymize, out=args.out)
+        print(f"created pseudonym key {args.pseudonymize} (keep it safe and outside OUT)")
     table = score_studies(
         args.root, out=args.out, workers=args.workers, scheduler=args.scheduler, overrides=overrides or None,
         rules=rules, pseudonym_key=args.pseudonymize, scorer=scorer, score_options=dict(args.option),

