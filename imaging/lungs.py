@@ -27,18 +27,21 @@ Methods (``segment_lungs(method=...)``):
        through consolidation-like voxels (``HU_REPAIR_GROW_BAND``) to reach the chest
        wall.  Medial / ventral bays (heart, hilum, spine, mediastinum) are never filled,
        nor a hole or bay under the lung's air whose median is organ-dense
-       (``HU_ABDOMINAL_ORGAN_MIN``: the diaphragm dome seen through an axial slice);
+       (``HU_ABDOMINAL_ORGAN_MIN``: the diaphragm dome seen through an axial slice) or
+       that is airless with a share of fat (``DOME_AIRLESS_FRACTION``,
+       ``DOME_FAT_FRACTION``, ``HU_FAT_BAND``: spleen or liver with the fat round it);
     6. envelope repair: disease lying between the aerated lung and the rib cage (a
        crescent against a convex chest wall is no concavity of the outline, and the
        consolidated costophrenic recess has no air at all) is grown into in 3-D, at
        most ``LUNG_ENVELOPE_GROW_MM``, through dense ground-glass
        (``HU_ENVELOPE_GGO_BAND``) and consolidation-like (``HU_REPAIR_GROW_BAND``)
        voxels, crossing at most ``LUNG_ENVELOPE_BRIDGE_MM`` of the partial-volume layer
-       between them, staying ``LUNG_ENVELOPE_CAGE_MARGIN_MM`` inside the per-slice
-       convex hull of the lung and the bone near it (``LUNG_ENVELOPE_RIB_DISTANCE_MM``:
-       ribs, spine, sternum; not the shoulder girdle), never above the lung apex, and
-       out of the image rows' stretch
-       between the two lungs (mediastinum, heart); slivers thinner than
+       between them (and through the partial-volume layer between a lesion's
+       ground-glass halo and its consolidated core, ``LUNG_ENVELOPE_PV_LAYER_MM``),
+       staying ``LUNG_ENVELOPE_CAGE_MARGIN_MM`` inside the per-slice convex hull of
+       the lung and the bone near it (``LUNG_ENVELOPE_RIB_DISTANCE_MM``: ribs, spine,
+       sternum; not the shoulder girdle), never above the lung apex, and out of the
+       image rows' stretch between the two lungs (mediastinum, heart); slivers thinner than
        ``2 * LUNG_ENVELOPE_MIN_THICKNESS_MM`` (intercostal partial volume) and
        components under ``LUNG_ENVELOPE_MIN_ML`` are dropped.  Fat-range voxels
        (-150..-60 HU) are never crossed far: that is what keeps the heart, the

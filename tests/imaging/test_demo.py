@@ -63,7 +63,8 @@ def test_sample_trial_scores_match_the_truth_table(demo_run: tuple[Path, int, st
     The severe patient (P03, truth 49-61 %) is a known, documented limitation of the
     classical lung mask, which misses consolidation lying against the heart and the
     diaphragm (README "Scoring"; ``python scripts/evaluate_sample_trial.py``): it is
-    under-read, but must stay the more opaque patient and within 20 points.
+    under-read (by 6.4 and 8.4 points at days 0 and 7, measured 2026-11-26), but must
+    stay the more opaque patient and within 12 points.
     """
     out, _, _ = demo_run
     scores = pd.read_csv(out / "scores.csv", dtype={"series_uid": str})
@@ -74,7 +75,7 @@ def test_sample_trial_scores_match_the_truth_table(demo_run: tuple[Path, int, st
     shown = merged[["patient_id", "study_date", "percent_opacity", "percent_opacity_truth"]].to_string()
     mild = merged["percent_opacity_truth"] <= 10
     assert mild.sum() == 2 and (error[mild].abs() <= TOLERANCE_PCT_POINTS).all(), shown
-    assert (error[~mild].abs() <= 20).all(), shown
+    assert (error[~mild].abs() <= 12).all(), shown
     assert merged.loc[~mild, "percent_opacity"].min() > 3 * merged.loc[mild, "percent_opacity"].max(), shown
 
 
