@@ -378,6 +378,33 @@ def _body_radius(body: np.ndarray) -> np.ndarray:
     return out
 
 
+def _first_air(labels: np.ndarray) -> np.ndarray:
+    """Per (y, x) column, the lowest slice holding lung (slice count when none)."""
+    any_air = labels > 0
+    return np.where(any_air.any(axis=0), np.argmax(any_air, axis=0), labels.shape[0])
+
+
+def _organ_like(low: np.ndarray, first_air: np.ndarray, z: int, comp: np.ndarray,
+                spacing: Sequence[float]) -> bool:
+    """A hole or bay ``comp`` of slice ``z`` that is an abdominal organ's dome, not lung.
+
+    Mostly under the lung's air (``first_air``, :func:`_first_air`), and the footprint over
+    the slab from 5 mm below up to this slice (the dome cap itself is partial volume) is
+    organ-dense (``HU_ABDOMINAL_ORGAN_MIN``), or airless with a share of fat
+    (``DOME_AIRLESS_FRACTION``, ``DOME_FAT_FRACTION``: an organ dome with its fat; lung
+    holds no fat, and consolidation keeps some air or ground-glass).
+    """
+    if (z < first_air)[comp].mean() <= 0.5:
+        return False
+    k_below = max(1, int(round(5.0 / spacing[0])))
+    slab = low[max(0, z - k_below) : z + 1][:, comp]
+    if np.median(slab) >= C.HU_ABDOMINAL_ORGAN_MIN:
+        return True
+    airless = float((slab >= C.HU_CONSOLIDATION_MIN).mean())
+    fat = float(((slab >= C.HU_FAT_BAND[0]) & (slab <= C.HU_FAT_BAND[1])).mean())
+    return airless >= C.DOME_AIRLESS_FRACTION and fat >= C.DOME_FAT_FRACTION
+
+
 def _repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Fill holes and lateral/dorsal outline concavities slice by slice (see module notes)."""
     import cv2
@@ -386,29 +413,13 @@ def _repair(labels: np.ndarray, low: np.ndarray, body: np.ndarray, spacing: Sequ
     not_bone = (low < C.HU_BONE_MIN) & body
     min_px = max(4, int(100.0 / (spacing[1] * spacing[2])))  # ignore concavities < 1 cm²
     radius = _body_radius(body)
-    # sub-diaphragmatic voxels: below the lowest air-filled lung voxel of their (y, x)
-    # column.  An axial slice through the top of the diaphragm dome shows liver/spleen
-    # as a hole or bay inside the lung outline; such a region is filled only when its
-    # median HU is below HU_ABDOMINAL_ORGAN_MIN (consolidation, not organ).
-    any_air = labels > 0
-    first_air = np.where(any_air.any(axis=0), np.argmax(any_air, axis=0), labels.shape[0])
+    # an axial slice through the top of the diaphragm dome shows liver/spleen as a hole
+    # or bay inside the lung outline: never filled (_organ_like)
+    first_air = _first_air(labels)
     rim_kernel = np.ones((3, 3), dtype=np.uint8)
 
-    k_below = max(1, int(round(5.0 / spacing[0])))  # slices within 5 mm below
-
     def organ_like(z: int, comp: np.ndarray) -> bool:
-        # mostly under the lung's air, and the footprint over the slab from 5 mm below
-        # up to this slice (the dome cap itself is partial volume) is organ-dense, or
-        # airless with a share of fat (an organ dome with its fat: lung holds no fat,
-        # and consolidation keeps some air or ground-glass)
-        if (z < first_air)[comp].mean() <= 0.5:
-            return False
-        slab = low[max(0, z - k_below) : z + 1][:, comp]
-        if np.median(slab) >= C.HU_ABDOMINAL_ORGAN_MIN:
-            return True
-        airless = float((slab >= C.HU_CONSOLIDATION_MIN).mean())
-        fat = float(((slab >= C.HU_FAT_BAND[0]) & (slab <= C.HU_FAT_BAND[1])).mean())
-        return airless >= C.DOME_AIRLESS_FRACTION and fat >= C.DOME_FAT_FRACTION
+        return _organ_like(low, first_air, z, comp, spacing)
 
     added = np.zeros(labels.shape, dtype=bool)
     for z in np.flatnonzero(labels.any(axis=(1, 2))):
