@@ -20,6 +20,7 @@ __all__ = [
     "LCTA_BANDS_HU",
     "AERATION_BANDS_HU",
     "CHAGANTI_SEVERITY_BOUNDS_PCT",
+    "CHAGANTI_MIN_AFFECTED_PCT",
     "VISUAL_SCORE_BOUNDS_PCT",
     "DISPLAY_WINDOW_HU",
     "RESPONSE_ABSOLUTE_CHANGE",
@@ -112,6 +113,10 @@ AERATION_BANDS_HU: dict[str, tuple[float, float]] = {
 #: Chaganti et al. 2020 lobe/zone severity 0-4 by percent of the zone affected:
 #: 0 = 0 %, 1 = 1-25 %, 2 = 26-50 %, 3 = 51-75 %, 4 = 76-100 %.  Upper bounds, %.
 CHAGANTI_SEVERITY_BOUNDS_PCT: tuple[float, ...] = (0.0, 25.0, 50.0, 75.0, 100.0)
+#: Below this percent a zone scores 0 on the Chaganti scale, whose lowest affected band is
+#: 1-25 % (whole percents): a measured 0.2 % (vessel stubs, a nodule) is not involvement.
+#: Without it every zone of a healthy chest scored 1 (lidc_idri_0001: total 5 of 24).
+CHAGANTI_MIN_AFFECTED_PCT: float = 1.0
 
 #: Visual CT severity score 0-5 per lobe/zone (Shu et al. 2020; Pan et al. 2020):
 #: 0 = 0 %, 1 = <5 %, 2 = 5-25 %, 3 = 26-49 %, 4 = 50-75 %, 5 = >75 %.  Upper bounds, %.

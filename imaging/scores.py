@@ -78,16 +78,18 @@ def _band_score(percent: float, bounds: Sequence[float]) -> int | None:
 def severity_score(percent: float) -> int | None:
     """Chaganti et al. zone severity 0-4 from the percent of the zone affected.
 
-    0: 0 %; 1: up to 25 %; 2: up to 50 %; 3: up to 75 %; 4: above 75 %
-    (upper bounds inclusive, :data:`imaging.constants.CHAGANTI_SEVERITY_BOUNDS_PCT`).
-    NaN gives None.
+    0: below 1 % (:data:`imaging.constants.CHAGANTI_MIN_AFFECTED_PCT`; the scale's
+    lowest affected band is 1-25 %); 1: up to 25 %; 2: up to 50 %; 3: up to 75 %;
+    4: above 75 % (upper bounds inclusive,
+    :data:`imaging.constants.CHAGANTI_SEVERITY_BOUNDS_PCT`).  NaN gives None.
 
     Examples
     --------
-    >>> [severity_score(p) for p in (0, 0.1, 25, 25.1, 80, 100)]
-    [0, 1, 1, 2, 4, 4]
+    >>> [severity_score(p) for p in (0, 0.1, 1, 25, 25.1, 80, 100)]
+    [0, 0, 1, 1, 2, 4, 4]
     """
-    return _band_score(percent, C.CHAGANTI_SEVERITY_BOUNDS_PCT)
+    score = _band_score(percent, C.CHAGANTI_SEVERITY_BOUNDS_PCT)
+    return 0 if score is not None and percent < C.CHAGANTI_MIN_AFFECTED_PCT else score
 
 
 def visual_score(percent: float) -> int | None:

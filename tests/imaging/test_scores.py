@@ -72,7 +72,7 @@ def test_as_dict_is_one_flat_row(toy_score):
         s.percent_opacity_nowhere
 
 
-@pytest.mark.parametrize("pct,sev,vis", [(0, 0, 0), (0.5, 1, 1), (5, 1, 1), (5.5, 1, 2), (25, 1, 2),
+@pytest.mark.parametrize("pct,sev,vis", [(0, 0, 0), (0.5, 0, 1), (1, 1, 1), (5, 1, 1), (5.5, 1, 2), (25, 1, 2),
                                          (30, 2, 3), (50, 2, 3), (60, 3, 4), (76, 4, 5), (100, 4, 5)])
 def test_score_bands(pct, sev, vis):
     assert severity_score(pct) == sev and visual_score(pct) == vis
@@ -162,6 +162,8 @@ def test_lidc_healthy_chest():
     s = score_scan(load_scan(series[0]), opacity_method="density")
     assert 2500 <= s.lung_volume_ml <= 8000
     assert s.percent_opacity < 1.0
+    # a healthy chest: at most the nodule-bearing zone reaches 1 % (measured total 1)
+    assert s.severity_score_total <= 2
     assert "contrast_suspected" in s.quality_flags  # enhanced aorta / heart in this study
     assert "implausible_lung_volume" not in s.quality_flags
 
