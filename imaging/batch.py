@@ -59,6 +59,7 @@ from imaging.outputs import (
     ResultStore,
     atomic_write,
     atomic_write_json,
+    check_output_folder,
     is_within,
     remove_stale_temps,
     result_key,
@@ -571,7 +572,8 @@ def manifest_frame(catalog: Any, *, pseudonym: Callable[[str | None], str | None
 
 def _relative(path: Path, root: Path) -> str:
     try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+        # resolve the folder only: the entry itself may be a link (even a loop), named as found
+        return (Path(path).parent.resolve() / Path(path).name).relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
 
@@ -771,7 +773,7 @@ def score_studies(
     root_path = Path(root)
     if not root_path.exists():
         raise NoDicomFoundError(f"root {str(root_path)!r} does not exist")
-    out_path = None if out is None else Path(out)
+    out_path = None if out is None else check_output_folder(out)
     if out_path is not None and (is_within(out_path, root_path) or is_within(root_path, out_path)):
         raise InvalidArgumentError(f"out {str(out_path)!r} overlaps root {str(root_path)!r}: choose an output folder outside "
                          "the input tree (the input is never written to)")

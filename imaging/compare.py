@@ -56,6 +56,8 @@ from imaging.trial_tables import (
     prepare_arms,
     prepare_scans,
     read_table,
+    reference_rule,
+    rename_clashing_strata,
     report_missing_visits,
 )
 
@@ -197,7 +199,8 @@ class Comparison:
     responses : DataFrame
         ``changes`` rows of the response metric at follow-up visits, plus ``category``.
     summary : DataFrame
-        Descriptives per stratum × visit × metric × outcome (``value``, ``change``) × arm:
+        Descriptives per stratum × visit × metric × outcome (``value``, ``change``,
+        ``relative_change_pct``; baseline: ``value`` only) × arm:
         ``n, median, q1, q3, mean, sd, min, max``.
     tests : DataFrame
         One row per comparison × stratum × visit × metric × test: ``n_treatment,
@@ -298,9 +301,10 @@ def _summary_rows(changes: pd.DataFrame, visits: list[str], metrics: Sequence[st
     for i, visit in enumerate(visits):
         for metric in metrics:
             cell = changes[(changes["visit"] == visit) & (changes["metric"] == metric)]
-            for out_name in ("value", "change") if i else ("value",):
+            for out_name in ("value", "change", "relative_change_pct") if i else ("value",):
                 for arm in arm_names:
-                    vals = cell.loc[cell["arm"] == arm, out_name].to_numpy(float)
+                    # relative change is NaN where the baseline is 0 (a zero_baseline warning)
+                    vals = cell.loc[cell["arm"] == arm, out_name].dropna().to_numpy(float)
                     rows.append({"visit": visit, "metric": metric, "outcome": out_name, "arm": arm,
                                  **S.describe(vals)})
     return rows
@@ -401,6 +405,7 @@ def compare_arms(
     n_boot: int = 2000,
     mixed: bool = True,
     rng: np.random.Generator | int | None = None,
+    date_format: str | None = None,
 ) -> Comparison:
     """Compare the change in CT scores between treatment arms.
 
@@ -408,13 +413,18 @@ def compare_arms(
     ----------
     scores : DataFrame or path-like
         A table or its file (CSV, TSV or Parquet, read by
-        :func:`imaging.trial_tables.read_table`).  One row per scan: ``patient_id``, ``study_date`` (ISO) or ``day`` (days since
-        baseline), the metric columns, optionally ``visit``, ``series_uid``, ``error``.
+        :func:`imaging.trial_tables.read_table`).  One row per scan: ``patient_id``,
+        ``study_date`` (``YYYY-MM-DD`` or DICOM ``YYYYMMDD``, text or integer; other
+        layouts need ``date_format``) or ``day`` (days since baseline), the metric
+        columns, optionally ``visit``, ``series_uid``, ``error``.
         With ``study_date``, day 0 is each patient's earliest study date, failed scans
         included (a failed baseline is reported as a missing baseline); ``day`` wins
         when both are present.
     arms : DataFrame or path-like
-        A table or its file: ``patient_id``, ``arm`` and optional strata columns.
+        A table or its file: ``patient_id``, ``arm`` and optional strata columns.  Arm
+        labels that differ only in case or whitespace are refused.  A stratum named like
+        a metric or a scores/result column is renamed ``<name>_arms`` (an
+        ``arms_column_renamed`` warning); other same-named scores columns are not used.
     metrics : sequence of str, optional
         Metric columns to compare; default those of :data:`DEFAULT_METRICS` present.
     visits : mapping str -> (target_day, window_days), optional
@@ -427,7 +437,9 @@ def compare_arms(
     reference_arm : str, optional
         The control arm; default the one arm whose name contains placebo / control /
         standard / usual / SOC, else the alphabetically first.  Every other arm is
-        compared with it; estimates are treatment minus reference.
+        compared with it; estimates are treatment minus reference.  The arm and the rule
+        that chose it are in ``settings`` (``reference_arm``, ``reference_rule``) and
+        the notes.
     strata : sequence of str, optional
         Arms-table columns to repeat the analysis within; default all columns besides
         ``patient_id`` and ``arm``; ``[]`` for none.
@@ -449,6 +461,11 @@ def compare_arms(
     rng : numpy.random.Generator or int, optional
         Bootstrap randomness (an int is a seed).  None draws fresh entropy: results then
         differ run to run in the bootstrap CI only.
+    date_format : str, optional
+        :meth:`datetime.strptime` format of ``study_date`` text in another layout, e.g.
+        ``"%d/%m/%Y"``.  Without it a ``DD/MM/YYYY``-like date raises
+        :class:`InvalidTableError` (day-first and month-first are never guessed); dates
+        in no accepted format are ``bad_date`` warnings.
 
     Returns
     -------
@@ -458,6 +475,7 @@ def compare_arms(
     ------
     InvalidTableError
         A required column is missing, a metric is not numeric, a patient has two arms,
+        arm labels differ only in case/whitespace, a study date is day/month ambiguous,
         or fewer than two arms have patients with a baseline.
     ValueError, TypeError
         An option is invalid.
@@ -523,8 +541,10 @@ def compare_arms(
         raise ValueError(f"response_metric {response_metric!r} must be one of the compared metrics {metrics}")
 
     # ---- scans and visits
-    scans, baseline, visit_order = prepare_scans(scores, visits_checked, baseline_visit, warn)
+    scans, baseline, visit_order = prepare_scans(scores, visits_checked, baseline_visit, warn,
+                                                 date_format=date_format)
     arm_table, strata_cols = prepare_arms(arms, strata)
+    arm_table, strata_cols = rename_clashing_strata(arm_table, strata_cols, metrics, warn)
 
     used = join_arms(scans, arm_table, baseline, warn)
 
@@ -535,6 +555,7 @@ def compare_arms(
             f"(see the {len(warn)} warning(s): {sorted({w['kind'] for w in warn})})"
         )
     reference = choose_reference(arm_names, reference_arm)
+    rule = reference_rule(arm_names, reference_arm)
     treatments = [a for a in arm_names if a != reference]
 
     # ---- per patient: long table of value, baseline, change
@@ -582,7 +603,7 @@ def compare_arms(
     counts = warnings_table["kind"].value_counts().to_dict()
     notes = [
         MULTIPLICITY_NOTE,
-        f"Estimates are {', '.join(treatments)} minus {reference} (reference arm).",
+        f"Estimates are {', '.join(treatments)} minus {reference} (reference arm: {rule}).",
         response.describe(response_metric),
         f"Per-visit tests compare the {outcome.replace('_', ' ')} from baseline visit {baseline!r}."
         if outcome != "value" else "Per-visit tests compare the follow-up value.",
@@ -600,6 +621,8 @@ def compare_arms(
                        else "study_date, day 0 being each patient's earliest scan (failed scans included)"),
         "baseline_visit": baseline,
         "reference_arm": reference,
+        "reference_rule": rule,
+        "date_format": date_format,
         "treatment_arms": treatments,
         "strata": strata_cols,
         "outcome": outcome,

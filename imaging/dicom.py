@@ -516,7 +516,7 @@ def _scan(root: Path) -> tuple[list[SliceHeader], list[SkippedFile], int]:
             read_skips.add(id(result))
         else:
             headers.append(result)
-    walk_skips = sum(1 for s in skipped if id(s) not in read_skips and s.reason.startswith(("hidden", "DICOMDIR")))
+    walk_skips = sum(1 for s in skipped if id(s) not in read_skips and s.reason.startswith(("hidden", "DICOMDIR", "symbolic link loop", "broken symbolic link", "entry cannot")))
     return headers, skipped, n + walk_skips
 
 

@@ -11,6 +11,7 @@ short by an interrupted copy is reported here, before any pixels are read.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import struct
@@ -120,8 +121,10 @@ class SliceHeader:
 def walk_files(root: Path, skipped: list[SkippedFile]) -> Iterator[tuple[Path, int]]:
     """Yield ``(path, size)`` of every regular file under ``root``, any depth.
 
-    Hidden files and folders (name starting with ``.``) and DICOMDIR index files are
-    recorded in ``skipped`` instead.  Symbolic links to folders are not followed.
+    Hidden files and folders (name starting with ``.``), DICOMDIR index files, symbolic
+    links to folders (not followed), broken symbolic links, symbolic link loops and
+    entries that cannot be examined (``stat`` fails) are recorded in ``skipped`` instead,
+    with the reason; the walk goes on.
     """
     stack = [root]
     while stack:
@@ -139,11 +142,23 @@ def walk_files(root: Path, skipped: list[SkippedFile]) -> Iterator[tuple[Path, i
                 skipped.append(SkippedFile(path, f"hidden {kind}"))
             elif entry.is_dir(follow_symlinks=False):
                 subfolders.append(path)
-            elif entry.is_file():
-                if entry.name.upper() == "DICOMDIR":
+            else:
+                try:
+                    size = entry.stat().st_size if entry.is_file() else None
+                    is_dir = size is None and entry.is_dir()
+                except OSError as exc:  # e.g. ELOOP: a symbolic link loop
+                    what = "symbolic link loop" if exc.errno == errno.ELOOP else "entry cannot be examined"
+                    skipped.append(SkippedFile(path, f"{what} ({exc.strerror})"))
+                    continue
+                if size is None:
+                    if is_dir:  # not followed: it could lead out of ROOT or back into it
+                        skipped.append(SkippedFile(path, "symbolic link to a folder (not followed)"))
+                    elif entry.is_symlink():
+                        skipped.append(SkippedFile(path, "broken symbolic link (its target does not exist)"))
+                elif entry.name.upper() == "DICOMDIR":
                     skipped.append(SkippedFile(path, "DICOMDIR (an index of the export, not an image)"))
                 else:
-                    yield path, entry.stat().st_size
+                    yield path, size
         stack.extend(reversed(subfolders))
 
 

@@ -6,12 +6,23 @@ source slice to the nearest voxel of the volume through the patient coordinates 
 for a volume read from that series, whatever flips or permutations the reader applied),
 so the SEG frames line up with the original slices.
 
-Privacy: highdicom copies the patient and study modules from the source images; the
-identifying ones (patient name, birth date, other IDs, physicians, operators,
-institution, station) are removed or emptied in the SEG at any depth (nested sequences
-included), and the patient ID is replaced by the pseudonym when one is given.  The SEG
-still references the source series by its UIDs, which is how viewers (OHIF, 3D Slicer,
-PACS) attach it to the images.
+Privacy (always, with or without pseudonymisation): highdicom copies the patient and
+study modules from the source images, and their acquisition equipment into the
+ContributingEquipmentSequence.  In the SEG we write
+
+* the identifying attributes (patient name, birth date, other IDs, physicians,
+  operators, institution, station, accession number) are removed or emptied at any
+  depth (nested sequences included);
+* free-text descriptive attributes (study/series/procedure descriptions, protocol name,
+  any ``...Comments``, patient history, diagnoses, reasons for visit, ...), which often
+  quote names, are removed at any depth, and every other text value (VR LO, LT, ST, UT,
+  UC, SH, PN) copied unchanged from the sources' top level is removed too (emptied where
+  the SEG must carry it, e.g. StudyID), whatever its name;
+* what remains from the sources is the patient ID (replaced by the pseudonym when one is
+  given), coded or numeric values (sex, age, size, weight), the study date and time, and
+  the UIDs: the SEG references the source series by its UIDs, which is how viewers
+  (OHIF, 3D Slicer, PACS) attach it to the images.  Its own SeriesDescription is the
+  fixed :data:`SEG_SERIES_DESCRIPTION`.
 """
 
 from __future__ import annotations
@@ -26,7 +37,13 @@ import numpy as np
 from imaging.errors import ChestCTError
 from imaging.volume import CTVolume
 
-__all__ = ["SegSegment", "masks_on_source_grid", "write_dicom_seg", "clear_identifiers", "PHI_ATTRIBUTES_CLEARED"]
+__all__ = [
+    "SegSegment", "masks_on_source_grid", "write_dicom_seg", "clear_identifiers", "PHI_ATTRIBUTES_CLEARED",
+    "FREE_TEXT_ATTRIBUTES_REMOVED", "SEG_SERIES_DESCRIPTION",
+]
+
+#: SeriesDescription of every SEG we write (never derived from the source series).
+SEG_SERIES_DESCRIPTION = "chestct lungs and opacity"
 
 #: Identifying attributes cleared in every SEG we write, at any depth (highdicom copies
 #: them from the sources, also into nested sequences such as ContributingEquipmentSequence).
@@ -40,22 +57,75 @@ PHI_ATTRIBUTES_CLEARED: tuple[str, ...] = (
 )
 
 
-def clear_identifiers(ds: "object", *, nested: bool = False) -> None:
-    """Clear :data:`PHI_ATTRIBUTES_CLEARED` in ``ds`` and in every sequence item below it.
+#: Free-text descriptive attributes removed from every SEG we write, at any depth (they
+#: often quote patient or staff names); any keyword ending in ``Comments`` is removed too.
+#: The SEG's own top-level SeriesDescription is set afterwards to :data:`SEG_SERIES_DESCRIPTION`.
+FREE_TEXT_ATTRIBUTES_REMOVED: tuple[str, ...] = (
+    "StudyDescription", "SeriesDescription", "ProtocolName", "RequestedProcedureDescription",
+    "PerformedProcedureStepDescription", "ScheduledProcedureStepDescription", "ProcedureStepLabel",
+    "AdmittingDiagnosesDescription", "AdditionalPatientHistory", "MedicalAlerts", "Allergies", "Occupation",
+    "ReasonForVisit", "ReasonForTheRequestedProcedure", "ServiceEpisodeDescription", "PatientState",
+    "RequestingService", "RequestingPhysician", "ConsultingPhysicianName", "ResponsiblePerson",
+    "ResponsibleOrganization", "ContributionDescription", "DerivationDescription", "AcquisitionDeviceProcessingDescription",
+    "ClinicalTrialSponsorName", "ClinicalTrialProtocolName", "ClinicalTrialSiteName", "ClinicalTrialSubjectID",
+    "ClinicalTrialSubjectReadingID", "ClinicalTrialTimePointDescription", "ClinicalTrialProtocolEthicsCommitteeName",
+    "PatientSpeciesDescription", "PatientBreedDescription", "StrainDescription", "StrainAdditionalInformation",
+    "AdmissionID", "ServiceEpisodeID", "IssuerOfPatientID",
+)
 
-    At the top level values are emptied (several are Type 2: present, may be empty) and
-    sequences removed; inside sequence items the attributes are removed.
+#: Type-2 attributes of the SEG (present, may be empty): emptied at the top level, not removed.
+_TYPE2_KEPT_EMPTY = frozenset({
+    "PatientName", "PatientBirthDate", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+})
+
+#: Top-level text attributes the SEG takes from our arguments (or the pseudonym), never dropped.
+_WRITTEN_BY_US = frozenset({
+    "PatientID", "Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions", "SeriesDescription",
+})
+
+#: Text value representations: a value of these copied unchanged from a source is removed.
+_TEXT_VRS = frozenset({"LO", "LT", "ST", "UT", "UC", "SH", "PN"})
+
+
+def _is_removed(keyword: str) -> bool:
+    return keyword in PHI_ATTRIBUTES_CLEARED or keyword in FREE_TEXT_ATTRIBUTES_REMOVED or keyword.endswith("Comments")
+
+
+def clear_identifiers(ds: "object", *, nested: bool = False) -> None:
+    """Remove identifying and free-text attributes from ``ds`` and every sequence item below it.
+
+    Removes :data:`PHI_ATTRIBUTES_CLEARED`, :data:`FREE_TEXT_ATTRIBUTES_REMOVED` and any
+    ``...Comments`` attribute; at the top level the SEG's Type-2 attributes among them
+    (patient name, birth date, referring physician, study ID, accession number) are kept
+    with an empty value instead.
     """
-    cleared = set(PHI_ATTRIBUTES_CLEARED)
     for elem in list(ds):  # type: ignore[attr-defined]
-        if elem.keyword in cleared:
-            if nested or elem.VR == "SQ":
-                del ds[elem.tag]  # type: ignore[index]
-            else:
+        if _is_removed(elem.keyword):
+            if not nested and elem.keyword in _TYPE2_KEPT_EMPTY:
                 elem.value = ""
+            else:
+                del ds[elem.tag]  # type: ignore[index]
         elif elem.VR == "SQ":
             for item in elem.value or ():
                 clear_identifiers(item, nested=True)
+
+
+def _drop_source_text(seg_ds: "object", source: "object") -> None:
+    """Remove top-level text values of ``seg_ds`` copied unchanged from ``source`` (PatientID aside).
+
+    Catches whatever free text highdicom copies from the source's patient and study
+    modules under a name not listed in :data:`FREE_TEXT_ATTRIBUTES_REMOVED`.
+    """
+    for elem in list(seg_ds):  # type: ignore[attr-defined]
+        if elem.VR not in _TEXT_VRS or elem.keyword in _WRITTEN_BY_US or elem.value in (None, ""):
+            continue
+        theirs = source.get(elem.tag)  # type: ignore[attr-defined]
+        if theirs is None or str(theirs.value) != str(elem.value):
+            continue
+        if elem.keyword in _TYPE2_KEPT_EMPTY:
+            elem.value = ""
+        else:
+            del seg_ds[elem.tag]  # type: ignore[index]
 
 
 @dataclass(frozen=True)
@@ -207,9 +277,11 @@ def write_dicom_seg(path: str | os.PathLike[str], volume: CTVolume, source_files
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
         series_instance_uid=hd.UID(), series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1,
         manufacturer="chestct", manufacturer_model_name="chestct", software_versions=software_version,
-        device_serial_number="0", series_description="chestct lungs and opacity",
+        device_serial_number="0", series_description=SEG_SERIES_DESCRIPTION,
         omit_empty_frames=bool(pixels.any()))
     clear_identifiers(seg_ds)
+    _drop_source_text(seg_ds, datasets[0])
+    seg_ds.SeriesDescription = SEG_SERIES_DESCRIPTION
     if patient_id is not None:
         seg_ds.PatientID = patient_id
     out = Path(path)

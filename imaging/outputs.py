@@ -51,6 +51,7 @@ __all__ = [
     "OutputLockedError",
     "run_lock",
     "is_within",
+    "check_output_folder",
 ]
 
 #: Prefix of temporary files; never used by a final output name.
@@ -64,6 +65,39 @@ def is_within(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> b
     except ValueError:
         return False
     return True
+
+
+def check_output_folder(path: str | os.PathLike[str], *, what: str = "out") -> Path:
+    """Refuse an output folder that cannot be created: it, or a folder above it, is a file.
+
+    Checks only (nothing is created), so a caller can refuse before writing anything.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``path`` or one of its parents exists and is not a folder; the message names both.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"; _ = f.write_text("x")
+    >>> check_output_folder(f.parent / "out").name
+    'out'
+    >>> check_output_folder(f)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    imaging.errors.InvalidArgumentError: out '...notes.txt' exists and is not a folder: give a folder (new or existing)
+    """
+    from imaging.errors import InvalidArgumentError
+
+    folder = Path(path)
+    for candidate in (folder, *folder.parents):
+        if candidate.is_dir():
+            break
+        if os.path.lexists(candidate):  # a file, or a broken link, in the way
+            problem = ("exists and is not a folder" if candidate == folder
+                       else f"cannot be created ({str(candidate)!r} exists and is not a folder)")
+            raise InvalidArgumentError(f"{what} {str(folder)!r} {problem}: give a folder (new or existing)")
+    return folder
 
 
 def _temp_path(path: Path) -> Path:

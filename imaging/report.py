@@ -203,19 +203,36 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
+#: outcome -> (median column label, HL column, summary outcome), units in the names.
+_OUTCOME_LABELS: dict[str, tuple[str, str, str]] = {
+    "change": ("change", "HL difference [CI]", "change"),
+    "relative_change_pct": ("change, % of baseline", "HL difference, % of baseline [CI]", "relative_change_pct"),
+    "value": ("value", "HL difference in value [CI]", "value"),
+}
+
+
 def key_results(comparison: Comparison) -> pd.DataFrame:
     """One row per comparison × visit × metric (all patients): the headline numbers.
 
     Returns
     -------
     DataFrame
-        Columns ``comparison, visit, metric, n (treatment/reference)``, the median change
-        in each arm, the Hodges-Lehmann difference with CI, and unadjusted p-values of
-        Mann-Whitney, Welch and ANCOVA (with the ANCOVA estimate and CI).
+        Columns ``comparison, visit, metric, n (treatment/reference)``, the median of the
+        tested outcome in each arm, the Hodges-Lehmann difference with CI, and unadjusted
+        p-values of Mann-Whitney, Welch and ANCOVA (with the ANCOVA estimate and CI).
+        Column names carry the outcome and its units: with ``outcome="change"``
+        ``median change <arm>`` and ``HL difference [CI]`` (metric units); with
+        ``"relative_change_pct"`` ``median change, % of baseline <arm>`` and
+        ``HL difference, % of baseline [CI]``; with ``"value"`` ``median value <arm>``
+        and ``HL difference in value [CI]``.  ANCOVA is always on the follow-up value
+        (metric units).
     """
+    outcome = comparison.settings.get("outcome", "change")
+    label, hl_label, summ_outcome = _OUTCOME_LABELS[outcome]
+    ancova_label = "ANCOVA difference [CI]" if outcome == "change" else "ANCOVA difference in value, metric units [CI]"
     t = comparison.tests[(comparison.tests["stratum"] == "all") & (comparison.tests["outcome"] != "response")]
     t = t[t["visit"] != "all visits"]
-    summ = comparison.summary[(comparison.summary["stratum"] == "all") & (comparison.summary["outcome"] == "change")]
+    summ = comparison.summary[(comparison.summary["stratum"] == "all") & (comparison.summary["outcome"] == summ_outcome)]
     rows = []
     for (comp, visit, metric), g in t.groupby(["comparison", "visit", "metric"], sort=False):
         by = g.set_index("test")
@@ -229,12 +246,12 @@ def key_results(comparison: Comparison) -> pd.DataFrame:
         rows.append({
             "comparison": comp, "visit": visit, "metric": metric,
             "n": f"{int(by.loc['mann_whitney', 'n_treatment'])}/{int(by.loc['mann_whitney', 'n_reference'])}",
-            f"median change {treatment}": med(treatment),
-            f"median change {reference}": med(reference),
-            "HL difference [CI]": f"{_fmt(hl['estimate'])} [{_fmt(hl['ci_low'])}, {_fmt(hl['ci_high'])}]",
+            f"median {label} {treatment}": med(treatment),
+            f"median {label} {reference}": med(reference),
+            hl_label: f"{_fmt(hl['estimate'])} [{_fmt(hl['ci_low'])}, {_fmt(hl['ci_high'])}]",
             "Mann-Whitney p": _fmt(by.loc["mann_whitney", "p_unadjusted"], 2),
             "Welch p": _fmt(by.loc["welch_t", "p_unadjusted"], 2),
-            "ANCOVA difference [CI]": f"{_fmt(an['estimate'])} [{_fmt(an['ci_low'])}, {_fmt(an['ci_high'])}]",
+            ancova_label: f"{_fmt(an['estimate'])} [{_fmt(an['ci_low'])}, {_fmt(an['ci_high'])}]",
             "ANCOVA p": _fmt(an["p_unadjusted"], 2),
         })
     return pd.DataFrame(rows)

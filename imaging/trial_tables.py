@@ -32,6 +32,10 @@ __all__ = [
     "change_table",
     "report_missing_visits",
     "choose_reference",
+    "reference_rule",
+    "parse_study_dates",
+    "check_arm_labels",
+    "rename_clashing_strata",
 ]
 
 #: Kinds of rows in :attr:`Comparison.warnings` and what they mean.
@@ -49,13 +53,17 @@ WARNING_KINDS: dict[str, str] = {
     "missing_visit": "the patient has a baseline but no scan at this visit",
     "zero_baseline": "baseline value is 0; relative change is undefined (NaN) for this patient and metric",
     "response_metric_substituted": "the default response metric is absent; another compared metric is used",
+    "arms_column_renamed": "an arms-table column has the name of a scores or result column; renamed with suffix '_arms'",
 }
 
 #: Columns named in an error message before "... and N more".
 MAX_COLUMNS_SHOWN = 10
 
 #: Text columns of trial tables (IDs must not become numbers).
-_TEXT_COLUMNS = {"patient_id": str, "visit": str, "arm": str}
+_TEXT_COLUMNS = {"patient_id": str, "visit": str, "arm": str, "study_date": str}
+
+#: Separators tried, in order, on the header line of a ``.csv`` / ``.txt`` file.
+_CSV_SEPARATORS = (",", ";", "\t", "|")
 
 
 def read_table(path: str | os.PathLike[str], *, name: str, dtype: Any = None) -> pd.DataFrame:
@@ -67,7 +75,8 @@ def read_table(path: str | os.PathLike[str], *, name: str, dtype: Any = None) ->
     Parameters
     ----------
     path : path-like
-        ``.csv`` / ``.txt`` (comma), ``.tsv`` (tab), ``.parquet`` / ``.pq``.
+        ``.csv`` / ``.txt`` (comma, or the first of ``;``, tab, ``|`` found in the header
+        line when it has no comma), ``.tsv`` (tab), ``.parquet`` / ``.pq``.
     name : str
         What the table is ("scores", "arms", "overrides"), for messages.
     dtype : optional
@@ -88,8 +97,9 @@ def read_table(path: str | os.PathLike[str], *, name: str, dtype: Any = None) ->
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".tsv", ".txt"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
-                                dtype=_TEXT_COLUMNS if dtype is None else dtype, keep_default_na=True)
+            sep = "\t" if suffix == ".tsv" else _sniff_separator(path)
+            frame = pd.read_csv(path, sep=sep, dtype=_TEXT_COLUMNS if dtype is None else dtype,
+                                keep_default_na=True)
         else:
             raise InvalidTableError(f"{name} table {path!r}: unknown suffix {suffix!r}; use .csv, .tsv or .parquet")
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -98,6 +108,20 @@ def read_table(path: str | os.PathLike[str], *, name: str, dtype: Any = None) ->
         raise InvalidTableError(f"{name} table {path!r} could not be read: {exc}") from exc
     frame.attrs["source"] = path
     return frame
+
+
+def _sniff_separator(path: str) -> str:
+    """The separator of a delimited text file, judged from its header line.
+
+    A comma when the header has one (the CSV default), else the first of ``;``, tab and
+    ``|`` that it contains, else a comma (a one-column table).
+    """
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        header = fh.readline()
+    for sep in _CSV_SEPARATORS:
+        if sep in header:
+            return sep
+    return ","
 
 
 def describe_columns(columns: Sequence[Any], limit: int = MAX_COLUMNS_SHOWN) -> str:
@@ -126,6 +150,11 @@ _EPS = 1e-9
 def _require_columns(table: pd.DataFrame, columns: Sequence[str], name: str, hint: str = "") -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
+        glued = [str(c) for c in table.columns if any(sep in str(c) for sep in _CSV_SEPARATORS)]
+        if glued:
+            seps = sorted({repr(sep) for c in glued for sep in _CSV_SEPARATORS if sep in c})
+            hint = (f"Column name {glued[0]!r} contains {', '.join(seps)}: is the file separated by "
+                    f"{' or '.join(seps)} rather than the separator it was read with? {hint}")
         raise InvalidTableError(
             f"{_table_label(table, name)} lacks column(s) {missing}; it has {describe_columns(table.columns)}. "
             f"{hint}".strip()
@@ -149,6 +178,109 @@ def _scan_label(row: pd.Series) -> str:
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             return f"{key}={value}"
     return f"row {row.name}"
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+_YMD_SLASH = re.compile(r"^\d{4}[/.]\d{1,2}[/.]\d{1,2}$")
+_COMPACT_DATE = re.compile(r"^\d{8}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d+)?)?)?)?$")
+_DAY_MONTH = re.compile(r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{2}|\d{4})$")
+
+#: Date formats :func:`parse_study_dates` reads without ``date_format``.
+ACCEPTED_DATES = "YYYY-MM-DD (ISO, optionally with a time) or YYYYMMDD (DICOM, as text or integer)"
+
+
+def _compact(text: str) -> pd.Timestamp:
+    """``YYYYMMDD[HH[MM[SS[.ffffff]]]]`` (DICOM DA / DT) to a Timestamp (NaT when invalid)."""
+    fmt = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+    head, _, frac = text.partition(".")
+    stamp = pd.to_datetime(head, format=fmt[len(head)], errors="coerce")
+    return stamp + pd.to_timedelta(float("0." + frac), unit="s") if frac and not pd.isna(stamp) else stamp
+
+
+def _one_date(value: Any, date_format: str | None) -> pd.Timestamp | None:
+    """One study date as a Timestamp; NaT when unreadable; None when it is a day-first/month-first
+    date that cannot be read without ``date_format``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return pd.NaT
+    if isinstance(value, (pd.Timestamp, np.datetime64)) or hasattr(value, "isoformat"):
+        return pd.Timestamp(value)
+    if isinstance(value, (bool, np.bool_)):
+        return pd.NaT
+    if isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+        text = str(int(value))  # 20200217 read as a number: a DICOM DA date, never nanoseconds
+        return _compact(text) if len(text) == 8 else pd.NaT
+    if not isinstance(value, str):
+        return pd.NaT
+    text = value.strip()
+    if date_format is not None:
+        stamp = pd.to_datetime(text, format=date_format, errors="coerce")
+        if not pd.isna(stamp):
+            return stamp
+    if _ISO_DATE.match(text) or _YMD_SLASH.match(text):
+        return pd.to_datetime(text.replace("/", "-").replace(".", "-") if _YMD_SLASH.match(text) else text,
+                              errors="coerce", format="ISO8601")
+    if _COMPACT_DATE.match(text) and len(text.partition(".")[0]) in (8, 10, 12, 14):
+        return _compact(text)
+    if date_format is None and _DAY_MONTH.match(text):
+        return None
+    return pd.NaT
+
+
+def parse_study_dates(values: Any, *, date_format: str | None = None) -> pd.Series:
+    """Read study dates without guessing: ISO and DICOM dates, or one explicit format.
+
+    Parameters
+    ----------
+    values : (n,) Series or array_like
+        Dates as text (``"2020-02-17"``, ``"2020-02-17T10:30"``, ``"20200217"``), integers
+        (``20200217``, as a CSV reader may give them), or date/Timestamp objects.
+    date_format : str, optional
+        A :meth:`datetime.strptime` format (e.g. ``"%d/%m/%Y"``) for text dates in any
+        other layout; ISO and ``YYYYMMDD`` dates are still read.
+
+    Returns
+    -------
+    (n,) Series of datetime64
+        NaT where a value is missing or is not a date in an accepted format (callers
+        report those as ``bad_date``).
+
+    Raises
+    ------
+    InvalidTableError
+        Without ``date_format``, a value looks like ``DD/MM/YYYY`` or ``MM/DD/YYYY``
+        (slash, dot or dash): which one is meant cannot be known, so nothing is guessed.
+
+    Examples
+    --------
+    >>> parse_study_dates(["2020-02-17", "20200224", 20200302, "soon"]).dt.strftime("%Y-%m-%d").tolist()
+    ['2020-02-17', '2020-02-24', '2020-03-02', nan]
+    >>> parse_study_dates(["09/03/2020"], date_format="%d/%m/%Y").dt.strftime("%Y-%m-%d").tolist()
+    ['2020-03-09']
+    """
+    if date_format is not None and (not isinstance(date_format, str) or "%" not in date_format):
+        raise ValueError(f"date_format must be a strptime format such as '%d/%m/%Y', got {date_format!r}")
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    parsed = [_one_date(v, date_format) for v in series.astype("object")]
+    ambiguous = [v for v, p in zip(series, parsed) if p is None]
+    if ambiguous:
+        first = str(ambiguous[0]).strip()
+        a, sep, b, year = _DAY_MONTH.match(first).groups()
+        y = "%Y" if len(year) == 4 else "%y"
+        day_first, month_first = f"%d{sep}%m{sep}{y}", f"%m{sep}%d{sep}{y}"
+        if int(a) > 12 >= int(b):
+            lean = f" ({first!r} can only be day-first)"
+        elif int(b) > 12 >= int(a):
+            lean = f" ({first!r} can only be month-first: date_format={month_first!r})"
+        else:
+            lean = ""
+        raise InvalidTableError(
+            f"study_date {first!r} ({len(ambiguous)} value(s) like it) is written day/month/year or "
+            f"month/day/year, and which one is never guessed. Write them as {ACCEPTED_DATES}, or give the format explicitly: "
+            f"date_format={day_first!r} (command line: --date-format '{day_first}') for day-first{lean}."
+        )
+    out = pd.Series(pd.to_datetime(pd.Series(parsed, dtype=object), errors="coerce"), dtype="datetime64[ns]")
+    out.index = series.index
+    return out
 
 
 def assign_visits(
@@ -223,6 +355,8 @@ def prepare_scans(
     visits: dict[str, tuple[float, float]] | None,
     baseline_visit: str | None,
     warn: list[dict[str, Any]],
+    *,
+    date_format: str | None = None,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """Give every scan a day and a visit; mark the scans that cannot be used.
 
@@ -236,6 +370,9 @@ def prepare_scans(
         Baseline label when visits come from a ``visit`` column.
     warn : list of dict
         Warnings rows are appended here.
+    date_format : str, optional
+        Format of ``study_date`` text that is neither ISO nor ``YYYYMMDD``
+        (:func:`parse_study_dates`).
 
     Returns
     -------
@@ -267,8 +404,10 @@ def prepare_scans(
         drop(day.isna(), "bad_date", lambda r: f"{_scan_label(r)}: day {r['day']!r} is not a number")
         scans["day"] = day
     else:
-        dates = pd.to_datetime(scans["study_date"].astype("object"), errors="coerce", format="mixed")
-        drop(dates.isna(), "bad_date", lambda r: f"{_scan_label(r)}: study_date {r['study_date']!r} is not a date")
+        dates = parse_study_dates(scans["study_date"], date_format=date_format)
+        formats = ACCEPTED_DATES if date_format is None else f"{date_format!r} or {ACCEPTED_DATES}"
+        drop(dates.isna(), "bad_date",
+             lambda r: f"{_scan_label(r)}: study_date {r['study_date']!r} is not a date in {formats}")
         # day 0 is the patient's earliest study date, failed scans included: a failed
         # baseline then shows as a missing baseline, not as the next scan relabelled.
         first = dates.groupby(scans["patient_id"]).transform("min")
@@ -346,12 +485,14 @@ def prepare_arms(
     Raises
     ------
     InvalidTableError
-        A column is missing, or a patient has two different rows.
+        A column is missing, a patient has two different rows, or two arm labels differ
+        only in case or whitespace (:func:`check_arm_labels`).
     """
     _require_columns(arms, ["patient_id", "arm"], "arms", "It needs one row per patient: patient_id, arm.")
     table = arms.copy()
     table["patient_id"] = _ids(table["patient_id"])
     table = table[table["patient_id"].notna()]
+    check_arm_labels(table["arm"])
     table["arm"] = table["arm"].astype("object").where(table["arm"].notna(), None).map(
         lambda v: None if v is None or str(v).strip() == "" else str(v).strip())
     if strata is None:
@@ -368,6 +509,100 @@ def prepare_arms(
         table[col] = table[col].astype("object").where(table[col].notna(), None).map(
             lambda v: None if v is None else str(v))
     return table.reset_index(drop=True), list(strata)
+
+
+def _label_key(label: str) -> str:
+    """A label case-folded with its whitespace runs removed: the key two labels must not share."""
+    return "".join(str(label).split()).casefold()
+
+
+def check_arm_labels(labels: Any) -> None:
+    """Refuse arm labels that differ only in case or whitespace (``placebo`` / ``Placebo ``).
+
+    They are not merged silently: either they are one arm misspelt (then the analysis
+    would split it) or they are meant to differ (then the names are too alike to report).
+
+    Raises
+    ------
+    InvalidTableError
+        Naming every group of variants and their row counts.
+
+    Examples
+    --------
+    >>> check_arm_labels(["MSC", "placebo", "MSC"])
+    >>> check_arm_labels(["MSC", "placebo", "Placebo "])
+    Traceback (most recent call last):
+    ...
+    imaging.errors.InvalidTableError: arms table: arm labels differ only in case or whitespace: 'Placebo ' (1 row) / 'placebo' (1 row). Write each arm exactly one way in the arms table.
+    """
+    raw = pd.Series(list(labels), dtype=object).dropna().map(str)
+    raw = raw[raw.str.strip() != ""]
+    groups: dict[str, dict[str, int]] = {}
+    for label, count in raw.value_counts(sort=False).items():
+        groups.setdefault(_label_key(label), {})[label] = int(count)
+    clashes = [variants for variants in groups.values() if len(variants) > 1]
+    if clashes:
+        detail = "; ".join(" / ".join(f"{v!r} ({n} row{'s' if n != 1 else ''})" for v, n in sorted(variants.items()))
+                           for variants in clashes)
+        raise InvalidTableError(
+            f"arms table: arm labels differ only in case or whitespace: {detail}. "
+            "Write each arm exactly one way in the arms table."
+        )
+
+
+#: Result and scores columns an arms-table column may not shadow in the joined tables.
+_RESERVED_COLUMNS = frozenset({
+    "patient_id", "arm", "study_date", "series_uid", "day", "visit", "target_day", "status", "error",
+    "visit_order", "metric", "baseline", "value", "change", "relative_change_pct", "category", "stratum",
+})
+
+
+def rename_clashing_strata(
+    arm_table: pd.DataFrame, strata: Sequence[str], reserved: Sequence[str], warn: list[dict[str, Any]]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Rename arms-table columns named like a metric or a scores/result column (suffix ``_arms``).
+
+    Parameters
+    ----------
+    arm_table : DataFrame
+        From :func:`prepare_arms`.
+    strata : sequence of str
+        Its strata columns.
+    reserved : sequence of str
+        Further names in use (the compared metrics).
+    warn : list of dict
+        An ``arms_column_renamed`` row is appended per renamed column.
+
+    Returns
+    -------
+    arm_table, strata
+        With clashing columns renamed (``notes`` -> ``notes_arms``).
+    """
+    taken = set(_RESERVED_COLUMNS) | {str(r) for r in reserved}
+    renames: dict[str, str] = {}
+    for col in strata:
+        if col in taken:
+            new = f"{col}_arms"
+            while new in taken or new in arm_table.columns:
+                new += "_arms"
+            renames[col] = new
+            _warn(warn, "arms_column_renamed", None, None,
+                  f"arms column {col!r} has the name of a scores or result column; it is used as {new!r}")
+    if not renames:
+        return arm_table, list(strata)
+    return arm_table.rename(columns=renames), [renames.get(c, c) for c in strata]
+
+
+def reference_rule(arm_names: list[str], reference_arm: str | None) -> str:
+    """How :func:`choose_reference` picks the reference arm, in words (recorded in the outputs)."""
+    if reference_arm is not None:
+        return "given (reference_arm / --reference-arm)"
+    matches = [a for a in arm_names if _REFERENCE_PATTERN.search(a)]
+    if len(matches) == 1:
+        return "default: the only arm named placebo/control/standard/usual/SOC"
+    why = "no arm" if not matches else f"{len(matches)} arms ({', '.join(matches)})"
+    return (f"default: alphabetically first, as {why} named placebo/control/standard/usual/SOC; "
+            "pass reference_arm / --reference-arm to choose")
 
 
 def choose_reference(arm_names: list[str], reference_arm: str | None) -> str:
@@ -432,13 +667,18 @@ def join_arms(scans: pd.DataFrame, arm_table: pd.DataFrame, baseline: str,
     """
     used = scans[scans["status"] == "used"]
     with_arm = set(arm_table.loc[arm_table["arm"].notna(), "patient_id"])
-    for pid in sorted(set(used["patient_id"]) - with_arm):
+    scan_ids = set(used["patient_id"])
+    arm_keys = _keys_to_ids(with_arm)
+    for pid in sorted(scan_ids - with_arm):
         n_scans = int((used["patient_id"] == pid).sum())
-        _warn(warn, "no_arm", pid, None, f"patient {pid} has {n_scans} scan(s) but no arm in the arms table")
+        _warn(warn, "no_arm", pid, None, f"patient {pid} has {n_scans} scan(s) but no arm in the arms table"
+              + _near_miss(pid, arm_keys, "arms table"))
     scans.loc[(scans["status"] == "used") & ~scans["patient_id"].isin(with_arm), "status"] = "no_arm"
     used = scans[scans["status"] == "used"]
+    scan_keys = _keys_to_ids(set(scans.loc[scans["patient_id"].notna(), "patient_id"]))
     for pid in sorted(with_arm - set(used["patient_id"])):
-        _warn(warn, "no_scans", pid, None, f"patient {pid} is in the arms table but has no usable scan")
+        _warn(warn, "no_scans", pid, None, f"patient {pid} is in the arms table but has no usable scan"
+              + _near_miss(pid, scan_keys, "scores table"))
     arms_with_scans = set(arm_table.loc[arm_table["patient_id"].isin(set(used["patient_id"])), "arm"])
     for arm in sorted(set(arm_table["arm"].dropna()) - arms_with_scans):
         _warn(warn, "arm_without_scans", None, None, f"arm {arm!r} has no patient with usable scans")
@@ -447,8 +687,26 @@ def join_arms(scans: pd.DataFrame, arm_table: pd.DataFrame, baseline: str,
     for pid in sorted(set(used["patient_id"]) - has_base):
         _warn(warn, "missing_baseline", pid, baseline, f"patient {pid} has no scan at baseline visit {baseline!r}")
     scans.loc[(scans["status"] == "used") & ~scans["patient_id"].isin(has_base), "status"] = "missing_baseline"
-    used = scans[scans["status"] == "used"].merge(arm_table, on="patient_id", how="left")
-    return used
+    used = scans[scans["status"] == "used"]
+    # the arms table is the source of arm and strata: same-named scores columns are not carried
+    shadowed = [c for c in arm_table.columns if c != "patient_id" and c in used.columns]
+    return used.drop(columns=shadowed).merge(arm_table, on="patient_id", how="left")
+
+
+def _keys_to_ids(ids: set[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for pid in sorted(ids):
+        out.setdefault(_label_key(pid), []).append(pid)
+    return out
+
+
+def _near_miss(pid: str, keys: dict[str, list[str]], where: str) -> str:
+    """A hint when ``pid`` matches IDs of the other table only ignoring case/whitespace."""
+    near = [p for p in keys.get(_label_key(pid), []) if p != pid]
+    if not near:
+        return ""
+    return (f"; the {where} has {', '.join(map(repr, near))}, equal ignoring case/whitespace "
+            "(IDs are matched exactly: fix the spelling in one table)")
 
 
 def change_table(used: pd.DataFrame, metrics: Sequence[str], strata: Sequence[str], baseline: str,

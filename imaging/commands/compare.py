@@ -1,8 +1,10 @@
 """``chestct compare SCORES ARMS -o OUTDIR``: compare the radiographic course of trial arms.
 
-SCORES has one row per scan (``patient_id``, ``study_date`` or ``day``, metrics, optional
+SCORES has one row per scan (``patient_id``, ``study_date`` (``YYYY-MM-DD`` or ``YYYYMMDD``;
+``--date-format`` for others) or ``day``, metrics, optional
 ``visit`` and ``error``); ARMS one row per patient (``patient_id``, ``arm``, optional
-strata).  Each may be CSV (``.csv``, ``.tsv``, ``.txt``) or Parquet (``.parquet``,
+strata).  Each may be CSV (``.csv``, ``.txt``: comma, or ``;`` / tab / ``|`` when the header has no comma;
+``.tsv``) or Parquet (``.parquet``,
 ``.pq``).  Writes ``report.html``, ``comparison.json``, ``tables/*.csv`` and
 ``figures/*.png`` into OUTDIR and prints the key results.
 """
@@ -48,6 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visit", action="append", type=parse_visit, default=None, metavar="LABEL=DAY:WINDOW",
                         help="nominal visit with a window in days, e.g. 'day 7=7:2' (repeatable); default: the "
                              "scores table's visit column, else each distinct day")
+    parser.add_argument("--date-format", default=None, metavar="FORMAT",
+                        help="strptime format of study_date values that are neither YYYY-MM-DD nor YYYYMMDD, "
+                             "e.g. '%%d/%%m/%%Y' (day-first); day/month dates are otherwise refused, never guessed")
     parser.add_argument("--baseline-visit", default=None, help="baseline label when visits come from a visit column")
     parser.add_argument("--reference-arm", default=None, help="control arm (default: the placebo/control-named arm)")
     strata = parser.add_mutually_exclusive_group()
@@ -77,9 +82,11 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from imaging.compare import ResponseCriteria, compare_arms
+    from imaging.outputs import check_output_folder
     from imaging.report import key_results, write_report
     from imaging.trial_tables import read_table
 
+    check_output_folder(args.outdir, what="--outdir")  # before any work: a file in the way
     scores = read_table(args.scores, name="scores")
     arms = read_table(args.arms, name="arms")
     try:
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             n_boot=args.n_boot,
             mixed=not args.no_mixed,
             rng=args.seed,
+            date_format=args.date_format,
         )
     except (ValueError, TypeError) as exc:  # InvalidTableError is a ValueError too
         print(f"chestct compare: error: {exc}", file=sys.stderr)

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``chestct score``; returns the exit code."""
     from imaging.batch import _resolve_scorer, check_score_options, score_studies
     from imaging.errors import ChestCTError
+    from imaging.outputs import check_output_folder
     from imaging.selection import parse_overrides
 
     overrides: dict[str, str] = {}
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             raise ChestCTError(f"--scorer {args.scorer!r} cannot be imported ({exc}); give MODULE:FUNCTION "
                                "of a module on PYTHONPATH") from exc
     check_score_options(scorer, dict(args.option), what="--option")  # before anything is created
+    check_output_folder(args.out, what="--out")  # before --create-key writes the key
     if args.pseudonymize is not None and args.create_key and not args.pseudonymize.exists():
         from imaging.pseudonym import create_key_file
 

@@ -427,3 +427,39 @@ def test_error_paths_are_relative_to_root_and_whole_numbers_stay_whole(tmp_path:
     parquet = pd.read_parquet(tmp_path / "o2" / "scores.parquet")
     assert pd.api.types.is_integer_dtype(parquet["series_number"]) and parquet["series_number"].isna().sum() == 1
     assert pd.api.types.is_float_dtype(parquet["percent_opacity"])
+
+
+def test_symlink_loop_in_root_is_a_skipped_file_and_the_rest_is_scored(tmp_path: Path) -> None:
+    from imaging.cli import main
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    (root / "loopa").symlink_to("loopb")
+    (root / "loopb").symlink_to("loopa")
+    out = tmp_path / "out"
+    assert main(["score", str(root), "-o", str(out), "--no-progress", "-j", "1", "--min-slices", "4",
+                 "--scorer", "tests.imaging.batch_helpers:toy_scorer", "--no-masks", "--no-qc"]) == 0
+    table = pd.read_csv(out / "scores.csv")
+    assert len(table) == 1 and table["error"].isna().all()
+    skipped = {Path(s["path"]).name: s["reason"] for s in json.loads((out / "manifest.json").read_text())["skipped_files"]}
+    assert skipped["loopa"].startswith("symbolic link loop") and skipped["loopb"].startswith("symbolic link loop")
+
+
+@pytest.mark.parametrize("command", ["score", "demo"])
+@pytest.mark.parametrize("below", [False, True])
+def test_out_that_is_an_existing_file_is_a_one_line_usage_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, below: bool) -> None:
+    from imaging.cli import main
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("not a folder\n")
+    out = blocker / "sub" if below else blocker
+    key = tmp_path / "new.key"
+    args = {"score": ["score", str(root), "-o", str(out), "--no-progress", "--pseudonymize", str(key), "--create-key"],
+            "demo": ["demo", "-o", str(out), "--no-progress"]}[command]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"chestct {command}: error: ") and str(blocker) in err[0], err
+    assert "is not a folder" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and blocker.read_text() == "not a folder\n"

@@ -280,3 +280,31 @@ def test_orientation_jitter_is_not_a_mixed_series(tmp_path):
     write_series(tmp_path / "s", n=20, edit=edit)
     (s,) = find_series(tmp_path).series
     assert s.blocking == () and s.orientation == "axial"
+
+
+def test_symlink_loops_and_broken_links_are_skipped_not_fatal(tmp_path):
+    """``ln -s loopb loopa; ln -s loopa loopb`` inside ROOT is listed as skipped; the rest is found."""
+    write_series(tmp_path / "s", n=20)
+    (tmp_path / "loopa").symlink_to("loopb")
+    (tmp_path / "loopb").symlink_to("loopa")
+    (tmp_path / "s" / "gone.dcm").symlink_to(tmp_path / "absent.dcm")
+    (tmp_path / "s" / "up").symlink_to(tmp_path, target_is_directory=True)  # a folder link: not followed
+    cat = find_series(tmp_path)
+    reasons = {f.path.name: f.reason for f in cat.skipped_files}
+    assert reasons["loopa"].startswith("symbolic link loop") and reasons["loopb"].startswith("symbolic link loop")
+    assert reasons["gone.dcm"].startswith("broken symbolic link")
+    assert reasons["up"].startswith("symbolic link to a folder")
+    assert cat.series[0].n_slices == 20 and cat.studies[0].chosen is not None
+    assert cat.skipped_counts()["symbolic link loop"] == 2
+    assert cat.n_files == 20 + 3  # the slices, the two loops and the broken link
+
+
+def test_inspect_lists_a_symlink_loop_and_exits_0(tmp_path, capsys):
+    from imaging.cli import main
+
+    write_series(tmp_path / "s", n=6)
+    (tmp_path / "loopa").symlink_to("loopb")
+    (tmp_path / "loopb").symlink_to("loopa")
+    assert main(["inspect", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "symbolic link loop" in captured.out + captured.err

@@ -161,3 +161,55 @@ def test_dicom_seg_clears_identifiers_in_nested_sequences(tmp_path: Path) -> Non
     for value in [*identifying.values(), "St Nested Hospital", "Nested^Nora", "Doe^Janet", "19450317", "Smith^Referrer"]:
         assert value.encode() not in blob, value
     assert pydicom.dcmread(tmp_path / "seg.dcm").Modality == "SEG"
+
+
+def test_dicom_seg_drops_free_text_copied_from_the_sources(tmp_path: Path) -> None:
+    """Descriptions and comments often carry names: none may reach the SEG, at any depth."""
+    import highdicom as hd
+    import pydicom
+
+    from imaging.dicomseg import SEG_SERIES_DESCRIPTION, SegSegment, write_dicom_seg
+    from imaging.volume import CTVolume, ScanInfo
+    from tests.imaging.batch_helpers import chest_hu, write_series
+
+    hu = chest_hu((4, 12, 12))
+    files = write_series(tmp_path / "src", patient_id="P1", study_key="s", series_key="a", study_date="20200101", hu=hu)
+    free_text = {
+        "StudyDescription": "CT CHEST DOE JANE", "SeriesDescription": "AXIAL DOE JANE 2", "PatientComments": "Jane likes tea",
+        "ImageComments": "scanned by Dr Roe", "StudyComments": "DOE JANE follow-up", "RequestedProcedureDescription": "CT Doe",
+        "PerformedProcedureStepDescription": "PPS Doe Jane", "AdmittingDiagnosesDescription": "covid Jane Doe",
+        "AdditionalPatientHistory": "Doe history", "MedicalAlerts": "Doe alert", "Occupation": "DoeJob",
+        "ReasonForVisit": "Doe visit", "ProtocolName": "Doe protocol", "StudyID": "DOEJ77",
+        "ConsultingPhysicianName": "Consult^Connie", "RequestingService": "Doe service",
+        "ClinicalTrialSiteName": "Doe site", "ClinicalTrialSubjectID": "DOE-SUBJ",
+        "IssuerOfClinicalTrialSubjectID": "Doe registry",  # listed nowhere: dropped as text copied from the source
+    }
+    for f in files:
+        ds = pydicom.dcmread(f)
+        for keyword, value in free_text.items():
+            setattr(ds, keyword, value)
+        item = pydicom.Dataset()  # nested: a referenced procedure step with its own description and comments
+        item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.3"
+        item.ReferencedSOPInstanceUID = "1.2.3.4"
+        ds.ReferencedPerformedProcedureStepSequence = [item]
+        equipment = pydicom.Dataset()
+        equipment.Manufacturer = "X"
+        equipment.ContributionDescription = "installed for Doe Jane"
+        equipment.StudyDescription = "nested Doe Jane study"
+        ds.ContributingEquipmentSequence = [equipment]
+        ds.save_as(f)
+    first = pydicom.dcmread(files[0])
+    volume = CTVolume(hu, (3.0, 2.0, 2.0), tuple(float(v) for v in first.ImagePositionPatient), np.eye(3),
+                      ScanInfo(series_uid=first.SeriesInstanceUID))
+    write_dicom_seg(tmp_path / "seg.dcm", volume, files, [SegSegment("Lungs", hu < -500, "lung")],
+                    software_version="test", patient_id="anon-1")
+    blob = (tmp_path / "seg.dcm").read_bytes()
+    for value in [*free_text.values(), "installed for Doe Jane", "nested Doe Jane study"]:
+        assert value.encode() not in blob, value
+    for secret in (b"DOE", b"Doe", b"Jane", b"JANE", b"Consult"):
+        assert secret not in blob, secret
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg.SeriesDescription == SEG_SERIES_DESCRIPTION
+    assert seg.StudyID == "" and "StudyID" in seg  # Type 2: kept, emptied
+    assert seg.PatientID == "anon-1" and seg.StudyInstanceUID == first.StudyInstanceUID and seg.StudyDate == "20200101"
+    hd.seg.Segmentation.from_dataset(seg)  # still a valid SEG for highdicom

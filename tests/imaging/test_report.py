@@ -142,5 +142,8 @@ def test_cli_compare_errors(tmp_path, capsys):
     (tmp_path / "arms.xlsx").write_text("x")
     assert main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.xlsx"), "-o", str(tmp_path / "r")]) == 2
     assert "unknown suffix" in capsys.readouterr().err
+    (tmp_path / "report.txt").write_text("x")  # -o names a file: one line, exit 2
+    assert main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "nope.csv"), "-o", str(tmp_path / "report.txt")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["compare", "s.csv", "a.csv", "-o", "r", "--visit", "day7"])

@@ -1,0 +1,187 @@
+"""``compare_arms`` / ``chestct compare`` on the input mistakes of real trial tables: DICOM
+and day-first dates, arm labels differing in case, clashing column names, other separators,
+IDs differing in case, and the units of the key results."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imaging.cli import main
+from imaging.compare import compare_arms
+from imaging.errors import InvalidTableError
+from imaging.report import key_results
+from imaging.trial_tables import parse_study_dates
+from tests.imaging.test_compare import make_trial
+
+FAST = {"rng": 0, "n_boot": 200, "strata": []}
+
+
+def _trial(seed=4, **kw):
+    return make_trial(np.random.default_rng(seed), n_per_arm=3, jitter=False, **kw)
+
+
+def _cli(tmp_path, scores, arms, *extra):
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    arms.to_csv(tmp_path / "arms.csv", index=False)
+    return main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.csv"), "-o", str(tmp_path / "rep"),
+                 "--n-boot", "200", "--no-strata", *extra])
+
+
+# ------------------------------------------------------------------ 1. DICOM YYYYMMDD dates
+
+
+def test_yyyymmdd_dates_as_text_or_integers_are_dates(tmp_path, capsys):
+    scores, arms = _trial()
+    iso = compare_arms(scores, arms, mixed=True, **FAST)
+    compact = scores["study_date"].str.replace("-", "")
+    for dates in (compact, compact.astype(int), compact.astype(int).astype(float)):
+        res = compare_arms(scores.assign(study_date=dates), arms, mixed=True, **FAST)
+        assert res.settings["visit_order"] == ["day 0", "day 7", "day 21"]
+        assert res.warnings.query("kind == 'bad_date'").empty
+        pd.testing.assert_frame_equal(res.changes, iso.changes)
+        slope = res.tests.query("test == 'mixed_model' and metric == 'percent_opacity'")["estimate"].iloc[0]
+        assert abs(slope) < 5  # points per day, not 1e12 from dates read as nanoseconds
+    # through a CSV file, where the reader sees integers
+    assert _cli(tmp_path, scores.assign(study_date=compact.astype(int)), arms) == 0
+    doc = json.loads((tmp_path / "rep" / "comparison.json").read_text())
+    assert doc["settings"]["visit_order"] == ["day 0", "day 7", "day 21"]
+    assert "e-1" not in capsys.readouterr().out
+
+
+def test_unreadable_numeric_dates_are_bad_date_warnings():
+    scores, arms = _trial()
+    scores["study_date"] = scores["study_date"].astype(object)
+    scores.loc[1, "study_date"] = "20201341"  # month 13
+    scores.loc[4, "study_date"] = 43880  # a spreadsheet serial number, not a date
+    res = compare_arms(scores, arms, mixed=False, **FAST)
+    bad = res.warnings.query("kind == 'bad_date'")
+    assert bad["patient_id"].tolist() == ["P000", "P001"]
+    assert bad["detail"].str.contains("YYYYMMDD").all() and bad["detail"].str.contains("43880").any()
+    assert res.settings["visit_order"] == ["day 0", "day 7", "day 21"]
+
+
+# ------------------------------------------------------------------ 2. day-first dates
+
+
+def test_day_first_dates_are_refused_unless_the_format_is_given(tmp_path, capsys):
+    scores, arms = _trial()
+    iso = compare_arms(scores, arms, mixed=False, **FAST)
+    day_first = scores.assign(study_date=pd.to_datetime(scores["study_date"]).dt.strftime("%d/%m/%Y"))
+    with pytest.raises(InvalidTableError, match=r"never guessed.*YYYY-MM-DD.*date_format='%d/%m/%Y'"):
+        compare_arms(day_first, arms, mixed=False, **FAST)
+    got = compare_arms(day_first, arms, mixed=False, date_format="%d/%m/%Y", **FAST)
+    pd.testing.assert_frame_equal(got.changes, iso.changes)
+    assert got.settings["date_format"] == "%d/%m/%Y"
+    # one value alone that is day-first only (17/02) is refused too: nothing is guessed
+    with pytest.raises(InvalidTableError, match="can only be day-first"):
+        parse_study_dates(["17/02/2020"])
+
+    assert _cli(tmp_path, day_first, arms) == 2
+    assert "--date-format '%d/%m/%Y'" in capsys.readouterr().err
+    assert _cli(tmp_path, day_first, arms, "--date-format", "%d/%m/%Y") == 0
+
+
+# ------------------------------------------------------------------ 3. arm labels and reference
+
+
+@pytest.mark.parametrize("variant", ["Placebo", "placebo ", "PLACEBO"])
+def test_arm_labels_differing_only_in_case_or_whitespace_are_refused(variant, tmp_path, capsys):
+    scores, arms = _trial()
+    arms.loc[arms.index[-1], "arm"] = variant
+    with pytest.raises(InvalidTableError, match="differ only in case or whitespace") as err:
+        compare_arms(scores, arms, mixed=False, **FAST)
+    assert repr(variant) in str(err.value) and "'placebo'" in str(err.value)
+    assert _cli(tmp_path, scores, arms) == 2
+    assert repr(variant) in capsys.readouterr().err
+
+
+def test_reference_arm_and_its_rule_are_recorded_and_printed(tmp_path, capsys):
+    scores, arms = _trial()
+    res = compare_arms(scores, arms, mixed=False, **FAST)
+    assert res.settings["reference_arm"] == "placebo"
+    assert "only arm named placebo" in res.settings["reference_rule"]
+    # no placebo-like name: alphabetically first, and the outputs say so
+    renamed = arms.assign(arm=arms["arm"].map({"MSC": "MSC", "placebo": "vehicle"}))
+    res = compare_arms(scores, renamed, mixed=False, **FAST)
+    assert res.settings["reference_arm"] == "MSC"
+    assert "alphabetically first" in res.settings["reference_rule"]
+    assert any("minus MSC (reference arm: default: alphabetically first" in n for n in res.notes)
+    assert _cli(tmp_path, scores, renamed) == 0
+    out = capsys.readouterr().out
+    assert "vehicle minus MSC (reference arm: default: alphabetically first" in out and "--reference-arm" in out
+    doc = json.loads((tmp_path / "rep" / "comparison.json").read_text())
+    assert doc["settings"]["reference_arm"] == "MSC" and "alphabetically" in doc["settings"]["reference_rule"]
+
+
+# ------------------------------------------------------------------ 5. clashing column names
+
+
+def test_arms_columns_named_like_scores_columns_do_not_crash():
+    scores, arms = _trial()
+    scores["notes"] = "scan note"
+    arms["notes"] = np.where(np.arange(len(arms)) % 2, "site A", "site B")
+    arms["percent_opacity"] = 1.0  # named like a metric
+    arms["day"] = "x"  # named like a scores column the analysis needs
+    plain = compare_arms(scores.drop(columns="notes"), arms[["patient_id", "arm"]], mixed=False, **FAST)
+    res = compare_arms(scores, arms, mixed=False, rng=0, n_boot=200)
+    assert res.settings["strata"] == ["severity", "notes", "percent_opacity_arms", "day_arms"]
+    renamed = res.warnings.query("kind == 'arms_column_renamed'")["detail"].tolist()
+    assert len(renamed) == 2 and "'percent_opacity_arms'" in renamed[0] and "'day_arms'" in renamed[1]
+    assert {"notes=site A", "notes=site B"} <= set(res.tests["stratum"])
+    assert set(res.changes["notes"]) == {"site A", "site B"}  # the arms table's, not the scores'
+    all_tests = res.tests.query("stratum == 'all'").drop(columns="stratum").reset_index(drop=True)
+    pd.testing.assert_frame_equal(all_tests, plain.tests.drop(columns="stratum"))
+    # an arm column in the scores table is not used either
+    res = compare_arms(scores.assign(arm="wrong"), arms[["patient_id", "arm"]], mixed=False, **FAST)
+    assert set(res.changes["arm"]) == {"MSC", "placebo"}
+
+
+# ------------------------------------------------------------------ messages
+
+
+def test_semicolon_and_tab_separated_csv_are_read(tmp_path, capsys):
+    scores, arms = _trial()
+    scores.to_csv(tmp_path / "scores.csv", index=False, sep=";")
+    arms.to_csv(tmp_path / "arms.csv", index=False, sep=";")
+    arms.to_csv(tmp_path / "arms.txt", index=False, sep="\t")
+    expected = compare_arms(scores, arms, mixed=False, **FAST).tests
+    for arms_file in ("arms.csv", "arms.txt"):
+        got = compare_arms(tmp_path / "scores.csv", tmp_path / arms_file, mixed=False, **FAST).tests
+        pd.testing.assert_frame_equal(got, expected)
+    # a table whose columns were glued by a wrong separator says so
+    glued = pd.DataFrame({"patient_id;arm": ["P000;MSC"]})
+    with pytest.raises(InvalidTableError, match="separated by ';'"):
+        compare_arms(scores, glued)
+
+
+def test_ids_equal_ignoring_case_are_hinted_not_merged():
+    scores, arms = _trial()
+    arms.loc[0, "patient_id"] = "p000"
+    res = compare_arms(scores, arms, mixed=False, **FAST)
+    no_arm = res.warnings.query("kind == 'no_arm'")
+    no_scans = res.warnings.query("kind == 'no_scans'")
+    assert no_arm["patient_id"].tolist() == ["P000"] and "'p000'" in no_arm["detail"].iloc[0]
+    assert no_scans["patient_id"].tolist() == ["p000"] and "'P000'" in no_scans["detail"].iloc[0]
+    assert "ignoring case" in no_arm["detail"].iloc[0]
+    assert "P000" not in set(res.changes["patient_id"])  # not merged
+
+
+def test_key_results_units_follow_the_tested_outcome():
+    scores, arms = _trial(effect=-8)
+    res = compare_arms(scores, arms, mixed=False, outcome="relative_change_pct", metrics=["percent_opacity"],
+                       **FAST)
+    kr = key_results(res).set_index("visit")
+    assert not any(c.startswith("median change ") and "%" not in c for c in kr.columns)
+    assert "HL difference [CI]" not in kr.columns
+    summ = res.summary.query("stratum == 'all' and visit == 'day 21' and outcome == 'relative_change_pct' "
+                             "and arm == 'MSC'")
+    assert kr.loc["day 21", "median change, % of baseline MSC"] == f"{summ['median'].iloc[0]:.3g}"
+    hl = res.tests.query("stratum == 'all' and visit == 'day 21' and test == 'hodges_lehmann'").iloc[0]
+    assert kr.loc["day 21", "HL difference, % of baseline [CI]"].startswith(f"{hl['estimate']:.3g} [")
+    assert "ANCOVA difference in value, metric units [CI]" in kr.columns
+    value = key_results(compare_arms(scores, arms, mixed=False, outcome="value", metrics=["percent_opacity"], **FAST))
+    assert {"median value MSC", "HL difference in value [CI]"} <= set(value.columns)
