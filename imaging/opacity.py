@@ -25,7 +25,7 @@ import numpy as np
 
 from imaging import constants as C
 
-__all__ = ["DensityBands", "density_bands", "suppress_vessels", "GGO", "CONSOLIDATION"]
+__all__ = ["DensityBands", "density_bands", "suppress_vessels", "disk_kernel", "GGO", "CONSOLIDATION"]
 
 #: Opacity label values (same coding as the model's ``opacity_labels``).
 GGO: int = 1
@@ -65,6 +65,28 @@ class DensityBands:
     def consolidation_voxels(self) -> int:
         """Consolidation voxels after vessel suppression."""
         return int(np.count_nonzero(self.labels == CONSOLIDATION))
+
+
+def disk_kernel(radius_mm: float, spacing_yx_mm: Sequence[float]) -> np.ndarray:
+    """An in-plane elliptical disk of ``radius_mm`` for OpenCV morphology (uint8).
+
+    Parameters
+    ----------
+    radius_mm : float
+        Disk radius, mm.
+    spacing_yx_mm : (2,) float
+        Pixel spacing (y, x), mm; the radius in pixels is at least 1 on each axis.
+
+    Examples
+    --------
+    >>> disk_kernel(2.0, (1.0, 2.0)).shape
+    (5, 3)
+    """
+    import cv2
+
+    ry = max(1, int(round(radius_mm / spacing_yx_mm[0])))
+    rx = max(1, int(round(radius_mm / spacing_yx_mm[1])))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rx + 1, 2 * ry + 1))
 
 
 def suppress_vessels(candidates: np.ndarray, *, spacing_mm: Sequence[float],
@@ -109,9 +131,7 @@ def suppress_vessels(candidates: np.ndarray, *, spacing_mm: Sequence[float],
         raise ValueError(f"regrow_mm must be >= 0, got {regrow_mm}")
     if radius_mm == 0 or not m.any():
         return m.copy()
-    ry = max(1, int(round(radius_mm / spacing_mm[1])))
-    rx = max(1, int(round(radius_mm / spacing_mm[2])))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rx + 1, 2 * ry + 1))
+    kernel = disk_kernel(radius_mm, (spacing_mm[1], spacing_mm[2]))
     u8 = m.view(np.uint8)
     out = np.zeros_like(u8)
     cross = np.ones((3, 3), np.uint8)

@@ -30,9 +30,9 @@ def erode_inplane(labels: np.ndarray, radius_mm: float, spacing_yx: tuple[float,
     """Labels eroded slice by slice with an elliptical disk of ``radius_mm``."""
     import cv2
 
-    ry = max(1, int(round(radius_mm / spacing_yx[0])))
-    rx = max(1, int(round(radius_mm / spacing_yx[1])))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rx + 1, 2 * ry + 1))
+    from imaging.opacity import disk_kernel
+
+    kernel = disk_kernel(radius_mm, spacing_yx)
     out = labels.copy()
     for z in np.flatnonzero(labels.any(axis=(1, 2))):
         out[z] = np.where(cv2.erode((labels[z] > 0).astype(np.uint8), kernel) > 0, labels[z], 0)

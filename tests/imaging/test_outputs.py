@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -131,7 +132,9 @@ def test_dicom_seg_frames_follow_the_source_slices(tmp_path: Path, flip: bool) -
     assert str(seg.PatientName) == "" and seg.PatientBirthDate == "" and seg.PatientID == "anon-1"
 
 
-def test_dicom_seg_clears_identifiers_in_nested_sequences(tmp_path: Path) -> None:
+def _seg_from_altered_sources(tmp_path: Path, top: dict[str, str], nested: dict[str, list]) -> tuple[bytes, Any]:
+    """Write a SEG from a synthetic series whose files carry the attributes ``top`` and the
+    sequences ``nested`` (keyword -> items); return its bytes and the first source dataset."""
     import pydicom
 
     from imaging.dicomseg import SegSegment, write_dicom_seg
@@ -140,24 +143,35 @@ def test_dicom_seg_clears_identifiers_in_nested_sequences(tmp_path: Path) -> Non
 
     hu = chest_hu((4, 12, 12))
     files = write_series(tmp_path / "src", patient_id="P1", study_key="s", series_key="a", study_date="20200101", hu=hu)
-    identifying = {"InstitutionName": "St Example Hospital", "InstitutionAddress": "1 Example Road",
-                   "StationName": "CTSTATION7", "OperatorsName": "Oper^Olga", "PerformingPhysicianName": "Perf^Paul"}
-    for f in files:  # sources carrying identifiers at the top level and in a nested item
+    for f in files:
         ds = pydicom.dcmread(f)
-        for keyword, value in identifying.items():
+        for keyword, value in {**top, **nested}.items():
             setattr(ds, keyword, value)
-        item = pydicom.Dataset()
-        item.Manufacturer = "X"
-        item.InstitutionName = "St Nested Hospital"
-        item.OperatorsName = "Nested^Nora"
-        ds.ContributingEquipmentSequence = [item]
         ds.save_as(f)
     first = pydicom.dcmread(files[0])
     volume = CTVolume(hu, (3.0, 2.0, 2.0), tuple(float(v) for v in first.ImagePositionPatient), np.eye(3),
                       ScanInfo(series_uid=first.SeriesInstanceUID))
     write_dicom_seg(tmp_path / "seg.dcm", volume, files, [SegSegment("Lungs", hu < -500, "lung")],
                     software_version="test", patient_id="anon-1")
-    blob = (tmp_path / "seg.dcm").read_bytes()
+    return (tmp_path / "seg.dcm").read_bytes(), first
+
+
+def _item(**attributes: str) -> Any:
+    import pydicom
+
+    item = pydicom.Dataset()
+    for keyword, value in attributes.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def test_dicom_seg_clears_identifiers_in_nested_sequences(tmp_path: Path) -> None:
+    import pydicom
+
+    identifying = {"InstitutionName": "St Example Hospital", "InstitutionAddress": "1 Example Road",
+                   "StationName": "CTSTATION7", "OperatorsName": "Oper^Olga", "PerformingPhysicianName": "Perf^Paul"}
+    blob, _ = _seg_from_altered_sources(tmp_path, identifying, {"ContributingEquipmentSequence": [
+        _item(Manufacturer="X", InstitutionName="St Nested Hospital", OperatorsName="Nested^Nora")]})
     for value in [*identifying.values(), "St Nested Hospital", "Nested^Nora", "Doe^Janet", "19450317", "Smith^Referrer"]:
         assert value.encode() not in blob, value
     assert pydicom.dcmread(tmp_path / "seg.dcm").Modality == "SEG"
@@ -168,12 +182,8 @@ def test_dicom_seg_drops_free_text_copied_from_the_sources(tmp_path: Path) -> No
     import highdicom as hd
     import pydicom
 
-    from imaging.dicomseg import SEG_SERIES_DESCRIPTION, SegSegment, write_dicom_seg
-    from imaging.volume import CTVolume, ScanInfo
-    from tests.imaging.batch_helpers import chest_hu, write_series
+    from imaging.dicomseg import SEG_SERIES_DESCRIPTION
 
-    hu = chest_hu((4, 12, 12))
-    files = write_series(tmp_path / "src", patient_id="P1", study_key="s", series_key="a", study_date="20200101", hu=hu)
     free_text = {
         "StudyDescription": "CT CHEST DOE JANE", "SeriesDescription": "AXIAL DOE JANE 2", "PatientComments": "Jane likes tea",
         "ImageComments": "scanned by Dr Roe", "StudyComments": "DOE JANE follow-up", "RequestedProcedureDescription": "CT Doe",
@@ -184,26 +194,14 @@ def test_dicom_seg_drops_free_text_copied_from_the_sources(tmp_path: Path) -> No
         "ClinicalTrialSiteName": "Doe site", "ClinicalTrialSubjectID": "DOE-SUBJ",
         "IssuerOfClinicalTrialSubjectID": "Doe registry",  # listed nowhere: dropped as text copied from the source
     }
-    for f in files:
-        ds = pydicom.dcmread(f)
-        for keyword, value in free_text.items():
-            setattr(ds, keyword, value)
-        item = pydicom.Dataset()  # nested: a referenced procedure step with its own description and comments
-        item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.3"
-        item.ReferencedSOPInstanceUID = "1.2.3.4"
-        ds.ReferencedPerformedProcedureStepSequence = [item]
-        equipment = pydicom.Dataset()
-        equipment.Manufacturer = "X"
-        equipment.ContributionDescription = "installed for Doe Jane"
-        equipment.StudyDescription = "nested Doe Jane study"
-        ds.ContributingEquipmentSequence = [equipment]
-        ds.save_as(f)
-    first = pydicom.dcmread(files[0])
-    volume = CTVolume(hu, (3.0, 2.0, 2.0), tuple(float(v) for v in first.ImagePositionPatient), np.eye(3),
-                      ScanInfo(series_uid=first.SeriesInstanceUID))
-    write_dicom_seg(tmp_path / "seg.dcm", volume, files, [SegSegment("Lungs", hu < -500, "lung")],
-                    software_version="test", patient_id="anon-1")
-    blob = (tmp_path / "seg.dcm").read_bytes()
+    blob, first = _seg_from_altered_sources(tmp_path, free_text, {
+        # nested: a referenced procedure step, and equipment with its own description
+        "ReferencedPerformedProcedureStepSequence": [
+            _item(ReferencedSOPClassUID="1.2.840.10008.3.1.2.3.3", ReferencedSOPInstanceUID="1.2.3.4")],
+        "ContributingEquipmentSequence": [
+            _item(Manufacturer="X", ContributionDescription="installed for Doe Jane",
+                  StudyDescription="nested Doe Jane study")],
+    })
     for value in [*free_text.values(), "installed for Doe Jane", "nested Doe Jane study"]:
         assert value.encode() not in blob, value
     for secret in (b"DOE", b"Doe", b"Jane", b"JANE", b"Consult"):
