@@ -132,11 +132,14 @@ def test_killed_run_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
            "--no-progress", "--scorer", "tests.imaging.batch_helpers:slow_toy_scorer"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list((out / "results").glob("*.json"))) < 2:
+    def finished() -> int:  # stored results; ".tmp-*" files are writes the kill may cut short
+        return sum(1 for p in (out / "results").glob("*.json") if not p.name.startswith("."))
+
+    while time.monotonic() < deadline and finished() < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_done = len(list((out / "results").glob("*.json")))
+    n_done = finished()
     assert 2 <= n_done < 4 and not (out / "scores.csv").exists()
     rerun = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
