@@ -275,6 +275,7 @@ def _value_stats(values: np.ndarray) -> dict[str, float]:
 
 
 def _fov_cut(labels: np.ndarray) -> bool:
+    """Lungs touch the first / last slice or the in-plane border (labels in canonical order)."""
     lung = labels > 0
     areas = lung.sum(axis=(1, 2))
     biggest = areas.max() if areas.size else 0
@@ -494,7 +495,11 @@ def score_scan(
     n_lung = int(np.count_nonzero(lung))
     lung_ml = n_lung * vox_ml
     flags: list[str] = []
-    z_spacing = volume.spacing_mm[0]
+    # slice-wise steps (vessel suppression, slice spacing, FOV ends) work on canonical axes,
+    # so a permuted or flipped volume scores exactly like its canonical copy
+    perm, flips = canonical_axes(volume.direction)
+    canonical_spacing = tuple(volume.spacing_mm[p] for p in perm)
+    z_spacing = canonical_spacing[0]
     thickness = volume.info.slice_thickness_mm
     if z_spacing > C.THICK_SLICE_MM or (thickness is not None and thickness > C.THICK_SLICE_MM):
         flags.append("thick_slices")
@@ -516,9 +521,11 @@ def score_scan(
         flags.append("not_a_chest")
         return _not_a_chest_score(volume, labels, lung_ml, flags, settings, used_lung_method)
 
-    density = density_bands(volume.hu, lung, spacing_mm=volume.spacing_mm, ggo_min_hu=ggo_min_hu,
+    density = density_bands(to_canonical(volume.hu, perm, flips), to_canonical(lung, perm, flips),
+                            spacing_mm=canonical_spacing, ggo_min_hu=ggo_min_hu,
                             consolidation_min_hu=consolidation_min_hu, vessel_min_hu=vessel_min_hu,
                             vessel_radius_mm=vessel_radius_mm, vessel_regrow_mm=vessel_regrow_mm)
+    density_labels = from_canonical(density.labels, perm, flips)  # the input's geometry
     settings.update(density.settings)
     if model_opacity is not None:
         opacity = np.where(lung, model_opacity, 0).astype(np.uint8)
@@ -526,7 +533,7 @@ def score_scan(
 
         settings["model_weights"] = DEFAULT_WEIGHTS.name
     else:
-        opacity = density.labels
+        opacity = density_labels
     settings["opacity_method"] = method
 
     # all counting inside the lungs' bounding box
@@ -534,7 +541,7 @@ def score_scan(
         np.flatnonzero(lung.any(axis=(1, 2))), np.flatnonzero(lung.any(axis=(0, 2))),
         np.flatnonzero(lung.any(axis=(0, 1)))))
     hu = volume.hu
-    hu_b, lung_b, op_b, dens_b = hu[box], lung[box], opacity[box], density.labels[box]
+    hu_b, lung_b, op_b, dens_b = hu[box], lung[box], opacity[box], density_labels[box]
     lung_values = hu_b[lung_b]
     high_b = hu_b >= high_opacity_min_hu
     n_high = int(np.count_nonzero((op_b > 0) & high_b))
@@ -563,7 +570,7 @@ def score_scan(
     lo, hi = C.LUNG_VOLUME_PLAUSIBLE_ML
     if not lo <= lung_ml <= hi:
         flags.append("implausible_lung_volume")
-    if _fov_cut(labels):
+    if _fov_cut(to_canonical(labels, perm, flips)):
         flags.append("lungs_cut_off_by_fov")
     right_ml = int(np.count_nonzero(labels[box] == RIGHT)) * vox_ml
     left_ml = lung_ml - right_ml

@@ -150,6 +150,8 @@ def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> t
         raise ValueError(f"array must be real numeric, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise ValueError("array contains NaN or infinite values")
+    if kind == "display":
+        _check_display_levels(arr)
     spacing_yx = None
     if spacing_mm is not None:
         sp = tuple(float(s) for s in spacing_mm)
@@ -158,6 +160,22 @@ def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> t
                              f"{arr.ndim}D array, got {spacing_mm!r}")
         spacing_yx = (sp[-2], sp[-1])
     return arr, spacing_yx
+
+
+def _check_display_levels(arr: np.ndarray) -> None:
+    """Refuse display input that is not grey levels 0-255 of axial slices (a colour image
+    read as a volume, 0-1 floats, 16-bit or HU values), which would otherwise give silent
+    nonsense."""
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[-2] > 4:
+        raise ValueError(f"display input of shape {arr.shape} looks like an RGB(A) image, not slices "
+                         "(Z, Y, X): convert it to grey levels first, e.g. PIL Image.convert('L')")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0 or hi > 255:
+        raise ValueError(f"display input must be grey levels 0-255, got values {lo:g}..{hi:g} "
+                         "(HU input: kind='hu'; 16-bit images: rescale to 8 bits first)")
+    if np.issubdtype(arr.dtype, np.floating) and hi <= 1.0 and hi > 0:
+        raise ValueError(f"display input must be grey levels 0-255, got floats in {lo:g}..{hi:g} "
+                         "(images scaled to 0-1: multiply by 255 first)")
 
 
 def lesion_threshold(model: "torch.nn.Module", kind: str = "hu") -> float:

@@ -253,3 +253,28 @@ def test_masks_of_volumes_without_series_uid_never_overwrite_each_other(tmp_path
     stems = {p.name.rsplit("_", 1)[0] for p in out.iterdir()}
     assert len(stems) == 2 and all(s.startswith("ct_") for s in stems)
     assert mask_stem(CTVolume(a.hu, a.spacing_mm, info=ScanInfo(series_uid="1.2/3"))) == "1.2_3"
+
+
+@pytest.mark.parametrize("perm, flips", [((2, 1, 0), (False, False, False)), ((1, 2, 0), (True, False, True))])
+def test_permuted_or_flipped_volume_scores_like_its_canonical_copy(perm, flips):
+    """Slice axis not first (e.g. a volume built with CTVolume.from_sitk of a sagittal
+    NIfTI): vessel suppression ran in the wrong plane and ``thick_slices`` / FOV checks
+    read the wrong axis, so the numbers changed with the array layout."""
+    sitk = pytest.importorskip("SimpleITK")
+    toy = make_toy(rng=np.random.default_rng(11), ggo=True)  # 5 x 3 x 3 mm: thick slices
+    ref = score_scan(toy.volume, lung_labels=toy.lungs, opacity_method="density")
+
+    def reorient(image):
+        return sitk.PermuteAxes(sitk.Flip(image, list(flips)), list(perm))
+
+    v = CTVolume.from_sitk(reorient(toy.volume.to_sitk()), toy.volume.info)
+    labels = sitk.GetArrayFromImage(reorient(toy.volume.to_sitk(toy.lungs)))
+    assert v.shape != toy.volume.shape
+    s = score_scan(v, lung_labels=labels, opacity_method="density")
+    assert s.quality_flags == ref.quality_flags and "thick_slices" in s.quality_flags
+    for key, value in ref.as_dict().items():
+        if isinstance(value, float) and math.isfinite(value):
+            assert s.as_dict()[key] == pytest.approx(value, abs=1e-9), key
+    # the opacity mask is in the input's layout: it maps back onto the reference mask
+    back = sitk.GetArrayFromImage(sitk.DICOMOrient(v.to_sitk(s.masks["opacity"]), "LPS"))
+    assert np.array_equal(back, ref.masks["opacity"])

@@ -93,6 +93,20 @@ def test_segment_opacity_argument_errors(net):
         segment_opacity(np.full((8, 8), np.nan))
 
 
+def test_display_input_that_is_not_grey_levels_refused(net):
+    """A colour PNG read as (Y, X, 3), 0-1 floats and 16-bit levels gave silent nonsense
+    (the colour image came back as 64 'slices' of 64 x 3)."""
+    with pytest.raises(ValueError, match="RGB"):
+        segment_opacity(np.zeros((64, 64, 3), dtype=np.uint8), kind="display")
+    with pytest.raises(ValueError, match="multiply by 255"):
+        segment_opacity(np.linspace(0, 1, 64 * 64).reshape(64, 64), kind="display")
+    with pytest.raises(ValueError, match="0-255"):
+        segment_opacity(np.full((8, 8), 4000, dtype=np.uint16), kind="display")
+    with pytest.raises(ValueError, match="0-255"):
+        segment_opacity(np.full((8, 8), -1000, dtype=np.int16), kind="display")
+    assert segment_opacity(np.zeros((8, 8)), kind="display").shape == (8, 8)  # black image
+
+
 def test_split_lesion_by_density():
     lesion = np.array([[0, 1, 1, 1]], bool)
     hu = np.array([[-900.0, -650.0, -300.0, 20.0]])
