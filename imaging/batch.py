@@ -9,7 +9,8 @@
 2. Each chosen series is a *task*: read (:func:`imaging.load_scan`), score (by default
    :func:`imaging.score_scan`, which uses the shipped opacity model when its weights are
    installed), then write the masks (NIfTI), a QC picture (PNG) and optionally a DICOM SEG
-   into ``OUT/scans/<series UID>/``.  Tasks run in worker processes
+   into ``OUT/scans/<series UID>/`` (``<series UID>-<8 hex digits of the study UID>`` when
+   a broken export reuses one series UID in several studies).  Tasks run in worker processes
    (:class:`concurrent.futures.ProcessPoolExecutor`, spawn start method), on a
    ``dask.distributed`` cluster (``scheduler="tcp://HOST:PORT"`` or ``"local"``), or in
    the calling process when ``workers=1``.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -46,6 +48,7 @@ import re
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -654,12 +657,25 @@ def _path_scrubber(root: Path, *, hide_paths: bool, folders: Iterable[str] = ())
     'cannot read P1/a.dcm: truncated'
     >>> _path_scrubber(Path("/data/x"), hide_paths=True)("cannot read /data/x/P1/a.dcm: truncated")
     'cannot read <ROOT>/.../a.dcm: truncated'
+    >>> _path_scrubber(Path("CT"), hide_paths=False)("CT/P1/a.dcm: CT axial, e.g. CT.")
+    'P1/a.dcm: CT axial, e.g. CT.'
+    >>> scrub = _path_scrubber(Path("/data/x"), hide_paths=True, folders=["DOE J/ct"])
+    >>> scrub("in /data/x/DOE J/ct: '/data/x/DOE J/ct/a.dcm'")
+    "in <ROOT>/...: '<ROOT>/.../a.dcm'"
     """
-    prefixes = sorted({str(root), str(root.resolve())}, key=len, reverse=True)
-    pattern = re.compile("(" + "|".join(re.escape(p) for p in prefixes) + r")(?![^/\s'\",;:)])(/[^\s'\",;:)]*)?")
+    prefixes = sorted({str(root), str(root.absolute()), str(root.resolve())}, key=len, reverse=True)
+    # a path starts at a word boundary; a relative ROOT ("CT", ".") counts only followed by "/",
+    # else words and full stops of the messages ("CT axial", "e.g.") would be taken for it
+    ends = {p: r"(?![^/\s'\",;:)])" if Path(p).is_absolute() else "(?=/)" for p in prefixes}
+    pattern = re.compile(r"(?<![^\s'\"(,:=])(" + "|".join(re.escape(p) + ends[p] for p in prefixes)
+                         + r")(/[^\s'\",;:)]*)?")
     rel = sorted({f.strip("/") for f in folders if f.strip("/") not in ("", ".")}, key=len, reverse=True)
     rel_pattern = (re.compile(r"(?<![^\s'\"(,:])(?:" + "|".join(re.escape(f) for f in rel) + ")/")
                    if hide_paths and rel else None)
+    # the known folders in full first: a folder name with a space ("DOE JOHN") ends the generic match early
+    known_pattern = (re.compile("(?:" + "|".join(re.escape(p) for p in prefixes) + ")/(?:"
+                                + "|".join(re.escape(f) for f in rel) + r")(?![^/\s'\",;:)])")
+                     if hide_paths and rel else None)
 
     def replace(match: re.Match[str]) -> str:
         tail = match.group(2) or ""
@@ -668,8 +684,10 @@ def _path_scrubber(root: Path, *, hide_paths: bool, folders: Iterable[str] = ())
         return tail.strip("/") or "."
 
     def scrub(text: Any) -> Any:
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str) or "/" not in text:  # every path matched here holds a "/"
             return text
+        if known_pattern is not None:
+            text = known_pattern.sub("<ROOT>/...", text)
         text = pattern.sub(replace, text)
         return rel_pattern.sub(".../", text) if rel_pattern is not None else text
 
@@ -839,11 +857,14 @@ def score_studies(
                                                                          version, with_paths=key is None))
 
         tasks: list[_Task] = []
+        chosen_in = Counter(st.chosen.series_uid for st in catalog.studies if st.chosen is not None)
         for study in catalog.studies:
             if study.chosen is None:
                 continue
             uid = study.chosen.series_uid
             rel = f"scans/{_safe_name(uid)}"
+            if chosen_in[uid] > 1:  # the same series UID chosen in several studies: keep their outputs apart
+                rel += "-" + hashlib.sha256(study.study_uid.encode()).hexdigest()[:8]
             tasks.append(_Task(
                 # the study UID is part of the identity: broken exports reuse series UIDs across studies
                 key=result_key(f"{study.study_uid}/{uid}", settings_hash=s_hash, software_version=version),
@@ -871,6 +892,8 @@ def score_studies(
             record["error"] = scrub(record.get("error"))
             record["traceback"] = scrub(record.get("traceback"))
             record["output_problems"] = [scrub(p) for p in record.get("output_problems") or []]
+            if isinstance(record.get("row"), Mapping):  # e.g. `notes` name set-aside files by their path
+                record["row"] = {k: scrub(v) for k, v in record["row"].items()}
             if store is not None:
                 store.put(record["key"], record)
             records[record["key"]] = record

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -98,6 +99,11 @@ MULTIPLICITY_NOTE: str = (
 
 
 
+def _is_real(value: Any) -> bool:
+    """A real number (NumPy scalars included), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 @dataclass(frozen=True)
 class ResponseCriteria:
     """Thresholds that turn a change from baseline into improved / stable / progressed.
@@ -136,9 +142,10 @@ class ResponseCriteria:
     def __post_init__(self) -> None:
         for name in ("absolute", "improved_relative_pct", "progressed_relative_pct"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if not (_is_real(value) and math.isfinite(value) and value > 0):
                 raise ValueError(f"ResponseCriteria.{name} must be a positive number, got {value!r}")
-        if not (math.isfinite(self.min_absolute) and 0 <= self.min_absolute <= self.absolute):
+        if not (_is_real(self.min_absolute) and math.isfinite(self.min_absolute)
+                and 0 <= self.min_absolute <= self.absolute):
             raise ValueError(
                 f"ResponseCriteria.min_absolute must be in [0, absolute={self.absolute}], got {self.min_absolute!r}"
             )
@@ -418,14 +425,14 @@ def compare_arms(
         layouts need ``date_format``) or ``day`` (days since baseline), the metric
         columns, optionally ``visit``, ``series_uid``, ``error``.
         With ``study_date``, day 0 is each patient's earliest study date, failed scans
-        included (a failed baseline is reported as a missing baseline); ``day`` wins
-        when both are present.
+        included (a failed baseline is reported as a missing baseline), and days are
+        whole calendar days (a time of day is ignored); ``day`` wins when both are present.
     arms : DataFrame or path-like
         A table or its file: ``patient_id``, ``arm`` and optional strata columns.  Arm
         labels that differ only in case or whitespace are refused.  A stratum named like
         a metric or a scores/result column is renamed ``<name>_arms`` (an
         ``arms_column_renamed`` warning); other same-named scores columns are not used.
-    metrics : sequence of str, optional
+    metrics : str or sequence of str, optional
         Metric columns to compare; default those of :data:`DEFAULT_METRICS` present.
     visits : mapping str -> (target_day, window_days), optional
         Nominal visits, e.g. ``{"day 7": (7, 2), "day 21": (21, 3)}``.  Baseline is the
@@ -440,7 +447,7 @@ def compare_arms(
         compared with it; estimates are treatment minus reference.  The arm and the rule
         that chose it are in ``settings`` (``reference_arm``, ``reference_rule``) and
         the notes.
-    strata : sequence of str, optional
+    strata : str or sequence of str, optional
         Arms-table columns to repeat the analysis within; default all columns besides
         ``patient_id`` and ``arm``; ``[]`` for none.
     response_metric : str, optional
@@ -550,9 +557,11 @@ def compare_arms(
 
     arm_names = sorted(used["arm"].unique())
     if len(arm_names) < 2:
+        # the warnings table is never returned here: show the first few problems in the message
+        shown = "; ".join(w["detail"] for w in warn[:3]) + (f"; ... and {len(warn) - 3} more" if len(warn) > 3 else "")
         raise InvalidTableError(
-            f"need at least two arms with patients who have a baseline scan; found {arm_names} "
-            f"(see the {len(warn)} warning(s): {sorted({w['kind'] for w in warn})})"
+            f"need at least two arms with patients who have a baseline scan; found {arm_names}"
+            + (f" ({len(warn)} warning(s) of kinds {sorted({w['kind'] for w in warn})}: {shown})" if warn else "")
         )
     reference = choose_reference(arm_names, reference_arm)
     rule = reference_rule(arm_names, reference_arm)

@@ -29,7 +29,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from imaging.dicom_headers import FrameHeader, SkippedFile, SliceHeader, read_header, walk_files
+from imaging.dicom_headers import (
+    INVALID_RESCALE, MISSING_INTERCEPT, FrameHeader, SkippedFile, SliceHeader, read_header, walk_files,
+)
 from imaging.errors import ChestCTError, InvalidArgumentError, NoDicomFoundError, NotCTVolumeError
 from imaging.selection import SelectionRules, choose_series
 from imaging.slices import GANTRY_TILT_TOLERANCE_DEG, orientation_label, stack_geometry
@@ -348,7 +350,9 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
         set_aside = {id(h) for h in localizers}
         headers = [h for h in headers if id(h) not in set_aside]
 
-    # one SliceRef per frame; same-instance copies dropped
+    # one SliceRef per frame; same-instance copies dropped, a complete copy kept before a
+    # truncated one (an interrupted earlier copy of the export may lie beside the full one)
+    headers = sorted(headers, key=lambda h: any(p.startswith("truncated") for p in h.problems))
     refs: list[SliceRef] = []
     seen_sop: dict[str, SliceHeader] = {}
     copies: list[SliceHeader] = []
@@ -369,6 +373,12 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
     if len(sizes) > 1:
         listing = ", ".join(f"{c}x{r} ({n} files)" for (r, c), n in sizes.most_common())
         blocking.append(f"mixed image sizes: {listing}")
+    no_spacing = [h for h in headers if h.pixel_spacing is None or min(h.pixel_spacing) <= 0]
+    if no_spacing:
+        value = no_spacing[0].pixel_spacing
+        shown = "missing" if value is None else "/".join(f"{v:g}" for v in value)
+        blocking.append(f"PixelSpacing missing or not positive in {len(no_spacing)} file(s), voxel size unknown: "
+                        f"{_names(no_spacing, root=root)} ({shown})")
     spacings = Counter(tuple(round(v, 3) for v in h.pixel_spacing) for h in headers if h.pixel_spacing)
     if len(spacings) > 1:
         listing = ", ".join(f"{r}x{c} mm ({n} files)" for (r, c), n in spacings.most_common())
@@ -398,7 +408,19 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
         detail = next(p for p in truncated[0].problems if p.startswith("truncated"))
         blocking.append(f"{len(truncated)} unreadable truncated file(s): {_names(truncated, root=root)} "
                         f"({detail.removeprefix('truncated: ')})")
-    for p in sorted({p for h in headers for p in h.problems if not p.startswith("truncated")}):
+    bad_rescale = [h for h in headers if any(p.startswith(INVALID_RESCALE) for p in h.problems)]
+    if bad_rescale:
+        detail = next(p for p in bad_rescale[0].problems if p.startswith(INVALID_RESCALE))
+        blocking.append(f"{len(bad_rescale)} file(s) with an unusable rescale, HU unknown: "
+                        f"{_names(bad_rescale, root=root)} ({detail.removeprefix(INVALID_RESCALE)})")
+    no_intercept = [h for h in headers if MISSING_INTERCEPT in h.problems]
+    if no_intercept and len(no_intercept) < len(headers):
+        blocking.append(f"RescaleIntercept missing in {len(no_intercept)} of {len(headers)} files, present in the "
+                        f"others: HU of {_names(no_intercept, root=root)} unknown")
+    elif no_intercept:
+        problems.append("RescaleIntercept missing: stored values taken as HU")
+    for p in sorted({p for h in headers for p in h.problems
+                     if not p.startswith(("truncated", INVALID_RESCALE)) and p != MISSING_INTERCEPT}):
         problems.append(p)
 
     missing_pos = [r for r in refs if r.frame.position is None]
@@ -423,7 +445,12 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
                 f"(e.g. {duplicate_pairs[0][0].header.path.name} and {duplicate_pairs[0][1].header.path.name}): "
                 "two acquisitions in one series?"
             )
-        blocking.extend(geometry.gap_problems)
+        for problem, (a, b) in zip(geometry.gap_problems, geometry.gaps):  # name the slices on either side
+            ra, rb = refs[a], refs[b]
+            where = (f"frames {ra.frame.frame + 1} and {rb.frame.frame + 1} of {_rel_name(ra.header.path, root)}"
+                     if ra.header.path == rb.header.path else
+                     f"{_rel_name(ra.header.path, root)} and {_rel_name(rb.header.path, root)}")
+            blocking.append(f"{problem} (between {where})")
         if tilt > GANTRY_TILT_TOLERANCE_DEG:
             problems.append(
                 f"gantry tilt: slices are stacked {tilt:.1f} degrees off their normal "

@@ -7,8 +7,9 @@ wanted top-level tags, skips everything else (private blocks and sequences of an
 nesting included) and stops at PixelData, whose position it reports.
 
 It handles only the common case: a ``DICM`` preamble, a little-endian transfer syntax
-(implicit, explicit, or any encapsulated one) and no wanted sequence.  Anything else
-(big endian, deflate, an explicit-VR ``UN`` element of undefined length, a malformed
+(implicit, explicit, or any encapsulated one), text in ASCII, latin-1 (``ISO_IR 100``)
+or UTF-8 (``ISO_IR 192``) and no wanted sequence.  Anything else (another character
+set, big endian, deflate, an explicit-VR ``UN`` element of undefined length, a malformed
 stream, a multi-frame functional-group header, a DICOMDIR) raises :class:`Fallback`,
 and the caller reads the file with pydicom instead, so the result never depends on
 which reader ran.
@@ -32,6 +33,9 @@ _BIG_OR_DEFLATE = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
 #: Sequences whose presence sends the file to pydicom (multi-frame geometry, DICOMDIR).
 _SEQUENCE_TAGS = frozenset({0x52009229, 0x52009230, 0x00041220})
 _CHUNK = 1 << 16
+#: SpecificCharacterSet values this reader decodes itself (ASCII, latin-1, UTF-8); any other
+#: (Cyrillic, Greek, Chinese, ISO 2022 escapes, ...) sends the file to pydicom's decoders.
+_FAST_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
 
 
 class Fallback(Exception):
@@ -220,4 +224,7 @@ def read_fast_header(fp: BinaryIO, start: bytes, wanted: Iterable[int]) -> FastH
             value = bytes(buf.data[value_start:next_pos])
             elements[tag] = RawDataElement(tag, vr.decode() if vr else None, len(value), value, value_start, implicit, True)
         pos = next_pos
+    charset = _ascii(elements[0x00080005].value) if 0x00080005 in elements else ""
+    if charset not in _FAST_CHARSETS:
+        raise Fallback(f"character set {charset!r}")
     return FastHeader(meta, elements, pixel_pos)

@@ -27,7 +27,10 @@ from pydicom.errors import InvalidDicomError
 
 from imaging.dicom_fastheader import Fallback, FastHeader, read_fast_header
 
-__all__ = ["SkippedFile", "SliceHeader", "FrameHeader", "read_header", "walk_files", "UNCOMPRESSED_SYNTAXES"]
+__all__ = [
+    "SkippedFile", "SliceHeader", "FrameHeader", "read_header", "walk_files", "UNCOMPRESSED_SYNTAXES",
+    "INVALID_RESCALE", "MISSING_INTERCEPT",
+]
 
 #: Transfer syntaxes whose pixel bytes lie uncompressed, little endian, in the file.
 UNCOMPRESSED_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
@@ -221,6 +224,38 @@ def _int(ds: Any, name: str, default: int | None = None) -> int | None:
         return int(float(value)) if isinstance(value, str) else int(value)
     except (TypeError, ValueError):
         return default
+
+
+#: Prefix of the header problem recorded when RescaleSlope/RescaleIntercept cannot be used.
+INVALID_RESCALE = "invalid rescale: "
+#: Header problem recorded when RescaleIntercept is absent (Type 1 in the CT Image module).
+MISSING_INTERCEPT = "RescaleIntercept missing"
+
+
+def _rescale(ds: Any, name: str, default: float, problems: list[str]) -> float:
+    """RescaleSlope or RescaleIntercept: ``default`` when absent, NaN (with a problem) when unusable.
+
+    A value present but not a finite number (``'-1024,0'``, two values) must not fall back
+    to the default silently: that would shift or scale every HU of the slice.  A slope of
+    0 would give every pixel the same value.
+    """
+    raw = _raw_value(ds, name)
+    if raw is None or raw == "":
+        if name == "RescaleIntercept":
+            problems.append(MISSING_INTERCEPT)
+        return default
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value):
+        shown = "\\".join(str(v) for v in raw) if isinstance(raw, list) else str(raw)
+        problems.append(f"{INVALID_RESCALE}{name} {shown!r} is not a number")
+        return float("nan")
+    if name == "RescaleSlope" and value == 0:
+        problems.append(f"{INVALID_RESCALE}RescaleSlope is 0: every pixel would get the same HU")
+        return float("nan")
+    return value
 
 
 def _floats(value: Any, n: int) -> tuple[float, ...] | None:
@@ -419,8 +454,8 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
                     FrameHeader(
                         0,
                         _floats(_raw_value(ds, "ImagePositionPatient"), 3),  # type: ignore[arg-type]
-                        _float(ds, "RescaleSlope") if _float(ds, "RescaleSlope") is not None else 1.0,  # type: ignore[arg-type]
-                        _float(ds, "RescaleIntercept") or 0.0,
+                        _rescale(ds, "RescaleSlope", 1.0, problems),
+                        _rescale(ds, "RescaleIntercept", 0.0, problems),
                     ),
                 )
             image_type = _raw_value(ds, "ImageType")

@@ -12,7 +12,7 @@ ContributingEquipmentSequence.  In the SEG we write
 
 * the identifying attributes (patient name, birth date, other IDs, physicians,
   operators, institution, station, accession number) are removed or emptied at any
-  depth (nested sequences included);
+  depth (nested sequences included), as is the source scanner's serial number;
 * free-text descriptive attributes (study/series/procedure descriptions, protocol name,
   any ``...Comments``, patient history, diagnoses, reasons for visit, ...), which often
   quote names, are removed at any depth, and every other text value (VR LO, LT, ST, UT,
@@ -87,20 +87,28 @@ _WRITTEN_BY_US = frozenset({
 _TEXT_VRS = frozenset({"LO", "LT", "ST", "UT", "UC", "SH", "PN"})
 
 
-def _is_removed(keyword: str) -> bool:
-    return keyword in PHI_ATTRIBUTES_CLEARED or keyword in FREE_TEXT_ATTRIBUTES_REMOVED or keyword.endswith("Comments")
+#: Removed below the top level only: highdicom copies the source scanner's serial number into
+#: ContributingEquipmentSequence (the DICOM de-identification profile removes it); the SEG's
+#: own top-level DeviceSerialNumber is ours.
+_NESTED_REMOVED = frozenset({"DeviceSerialNumber"})
+
+
+def _is_removed(keyword: str, *, nested: bool = False) -> bool:
+    return (keyword in PHI_ATTRIBUTES_CLEARED or keyword in FREE_TEXT_ATTRIBUTES_REMOVED or keyword.endswith("Comments")
+            or (nested and keyword in _NESTED_REMOVED))
 
 
 def clear_identifiers(ds: "object", *, nested: bool = False) -> None:
     """Remove identifying and free-text attributes from ``ds`` and every sequence item below it.
 
-    Removes :data:`PHI_ATTRIBUTES_CLEARED`, :data:`FREE_TEXT_ATTRIBUTES_REMOVED` and any
-    ``...Comments`` attribute; at the top level the SEG's Type-2 attributes among them
+    Removes :data:`PHI_ATTRIBUTES_CLEARED`, :data:`FREE_TEXT_ATTRIBUTES_REMOVED`, any
+    ``...Comments`` attribute and, in sequence items, the source scanner's DeviceSerialNumber;
+    at the top level the SEG's Type-2 attributes among them
     (patient name, birth date, referring physician, study ID, accession number) are kept
     with an empty value instead.
     """
     for elem in list(ds):  # type: ignore[attr-defined]
-        if _is_removed(elem.keyword):
+        if _is_removed(elem.keyword, nested=nested):
             if not nested and elem.keyword in _TYPE2_KEPT_EMPTY:
                 elem.value = ""
             else:

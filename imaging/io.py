@@ -20,8 +20,10 @@ How DICOM slices become a volume
   plugins.
 * Refused with a typed error naming the series: a modality other than CT, fewer than
   ``min_slices`` slices, mixed image sizes or orientations, two different instances at
-  one position (identical copies are dropped with a note), a missing slice, truncated
-  files, missing PixelSpacing or positions.
+  one position (identical copies are dropped with a note), a missing slice (the files on
+  either side are named), truncated files, missing or non-positive PixelSpacing, missing
+  positions, a RescaleSlope/RescaleIntercept that is not a number (or a zero slope), an
+  intercept missing in some files only (missing in all: stored values taken as HU, noted).
 * Gantry tilt (slices stacked off their normal) is handled by resampling with linear
   interpolation onto an orthogonal grid along the table (float32 HU; noted in
   ``info.notes``).

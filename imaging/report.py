@@ -5,7 +5,8 @@
     report.html          one file, opens offline: figures embedded as PNG (base64)
     comparison.json      every table, the settings and notes (Comparison.to_json)
     tables/<name>.csv    every result table
-    figures/<name>.png   the figures, also as files
+    figures/<name>.png   the figures, also as files (``<kind>_<metric>.png``, the metric name
+                         reduced to letters, digits, ``.``, ``_`` and ``-``)
 
 Figures are drawn with Matplotlib's Agg canvas on :class:`matplotlib.figure.Figure`
 objects created here (no ``pyplot``), so importing or calling this module never changes
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -236,7 +238,8 @@ def key_results(comparison: Comparison) -> pd.DataFrame:
     rows = []
     for (comp, visit, metric), g in t.groupby(["comparison", "visit", "metric"], sort=False):
         by = g.set_index("test")
-        treatment, reference = comp.split(" vs ", 1)
+        reference = comparison.settings["reference_arm"]  # arm names may themselves hold " vs "
+        treatment = comp[: -len(f" vs {reference}")]
 
         def med(arm: str) -> str:
             s = summ[(summ["visit"] == visit) & (summ["metric"] == metric) & (summ["arm"] == arm)]
@@ -346,6 +349,16 @@ def render_html(comparison: Comparison, figures: dict[str, bytes], *, title: str
     return "\n".join(parts)
 
 
+def _figure_file(kind: str, metric: str, taken: dict[str, bytes]) -> str:
+    """``<kind>_<metric>.png`` with the metric made a plain file name (a ``/`` in a column
+    name must not become a folder), unique among ``taken``."""
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", metric).strip("._") or "metric"
+    name, k = f"{kind}_{plain}.png", 2
+    while name in taken:
+        name, k = f"{kind}_{plain}_{k}.png", k + 1
+    return name
+
+
 def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Radiographic response by treatment arm") -> Path:
     """Write the HTML report, the JSON, the CSV tables and the figures into ``outdir``.
 
@@ -380,7 +393,7 @@ def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Ra
             caption = (f"Each patient's {metric} by arm (black: median)" if kind == "trajectories"
                        else f"Change from baseline in {metric} by visit and arm")
             figures[caption] = png
-            files[f"{kind}_{metric}.png"] = png
+            files[_figure_file(kind, metric, files)] = png
     if not comparison.categories.empty:
         png = _png(plot_responses(comparison))
         figures[f"Response categories by {comparison.settings['response_metric']} (all patients)"] = png

@@ -325,6 +325,11 @@ def save_masks(volume: CTVolume, masks: Mapping[str, np.ndarray], folder: str | 
         arr = np.asarray(mask)
         if arr.shape != volume.shape:
             raise ValueError(f"mask {name!r} has shape {arr.shape}, volume has {volume.shape}")
+        if arr.dtype != np.bool_ and arr.size and not (arr.min() >= 0 and arr.max() <= 255
+                                                       and np.array_equal(arr, np.round(arr))):
+            # written as uint8: other values would wrap or be truncated silently
+            raise ValueError(f"mask {name!r} must hold whole numbers 0-255 (labels), got values "
+                             f"{arr.min()!r} to {arr.max()!r}")
         written[name] = write_nifti(arr.astype(np.uint8), out / f"{stem}_{name}.nii.gz", reference=volume)
     return written
 
@@ -384,6 +389,45 @@ def mask_stem(volume: CTVolume) -> str:
     return f"{base}_{digest.hexdigest()}"
 
 
+def _given_lung_labels(lung_labels: Any, volume: CTVolume) -> np.ndarray:
+    """``lung_labels`` checked and as uint8 0 / 1 right / 2 left, in the volume's geometry.
+
+    A boolean mask (both lungs, no sides) is split into right and left lungs by
+    :func:`imaging.lungs.split_lungs` on the canonical axes.  Any other value than 0, 1
+    and 2 is refused: a 0 / 255 mask or other label codes would otherwise be counted as
+    "left lung" yet fall in no zone.
+    """
+    from imaging.lungs import split_lungs
+
+    labels = np.asarray(lung_labels)
+    if labels.shape != volume.shape:
+        raise ValueError(f"lung_labels shape {labels.shape} differs from volume shape {volume.shape}")
+    if labels.dtype == np.bool_:
+        perm, flips = canonical_axes(volume.direction)
+        mask = np.ascontiguousarray(to_canonical(labels, perm, flips))
+        split = split_lungs(mask, spacing_mm=tuple(volume.spacing_mm[p] for p in perm))
+        rest = mask & (split == 0)  # small parts split_lungs drops: every given voxel counts
+        if rest.any():
+            cols = [np.nonzero(split == side)[2] for side in (RIGHT, LEFT)]
+            mid = (0.5 * (cols[0].mean() + cols[1].mean()) if all(c.size for c in cols)
+                   else mask.shape[2] / 2)  # canonical: column index grows to the patient's left
+            split[rest] = np.where(np.nonzero(rest)[2] < mid, RIGHT, LEFT)
+        return from_canonical(split, perm, flips)
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise TypeError(f"lung_labels must be an integer or boolean array, got dtype {labels.dtype}")
+    if np.issubdtype(labels.dtype, np.integer) and labels.size and 0 <= labels.min() and labels.max() <= LEFT:
+        return labels.astype(np.uint8)  # the usual case: two cheap passes
+    bad = (labels != 0) & (labels != RIGHT) & (labels != LEFT)
+    if bad.any():
+        found = np.unique(labels[bad])
+        raise ValueError(
+            f"lung_labels must hold 0 (background), {RIGHT} (right lung) and {LEFT} (left lung) only; "
+            f"found {', '.join(f'{v:g}' for v in found[:5].tolist())}{' ...' if found.size > 5 else ''} "
+            f"in {int(np.count_nonzero(bad))} voxel(s). Pass a boolean mask to have it split into right "
+            "and left lungs.")
+    return labels.astype(np.uint8)
+
+
 # ----------------------------------------------------------------------------- scoring
 def score_scan(
     volume_or_path: CTVolume | str | os.PathLike[str],
@@ -419,7 +463,8 @@ def score_scan(
         ``density_*`` fields in every case.
     lung_labels : (Z, Y, X) ndarray, optional
         Your own lung labels (0 / 1 right / 2 left) in the volume's geometry; skips
-        segmentation.
+        segmentation.  A boolean mask of both lungs is split into right and left
+        (:func:`imaging.lungs.split_lungs`); other values raise ``ValueError``.
     ggo_min_hu, consolidation_min_hu, vessel_min_hu, high_opacity_min_hu : float
         Density thresholds, HU (defaults from :mod:`imaging.constants`).
     vessel_radius_mm, vessel_regrow_mm : float
@@ -429,7 +474,8 @@ def score_scan(
     on_not_chest : {"raise", "flag"}
         What to do when no lungs are found (see the module notes).
     mask_dir : path-like, optional
-        Write ``lungs``, ``opacity`` and ``zones`` masks there as NIfTI, named
+        Write ``lungs``, ``opacity`` and ``zones`` masks there as NIfTI (only ``lungs``
+        for a scan flagged ``not_a_chest``), named
         ``<stem>_<mask>.nii.gz`` with the stem of :func:`mask_stem` (series UID, else
         source file name + content hash), so scans scored into one folder never
         overwrite each other.
@@ -465,6 +511,13 @@ def score_scan(
         raise ValueError(f"zone_thirds must be 'height' or 'volume', got {zone_thirds!r}")
     if on_not_chest not in _ON_NOT_CHEST:
         raise ValueError(f"on_not_chest must be one of {_ON_NOT_CHEST}, got {on_not_chest!r}")
+    for name, value in (("ggo_min_hu", ggo_min_hu), ("consolidation_min_hu", consolidation_min_hu),
+                        ("vessel_min_hu", vessel_min_hu), ("high_opacity_min_hu", high_opacity_min_hu),
+                        ("vessel_radius_mm", vessel_radius_mm), ("vessel_regrow_mm", vessel_regrow_mm)):
+        # NaN would silently count nothing (PHO 0 %) and write invalid JSON settings
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
     if isinstance(volume_or_path, CTVolume):
         volume = volume_or_path
     elif isinstance(volume_or_path, (str, os.PathLike)):
@@ -482,10 +535,7 @@ def score_scan(
             labels = segment_lungs(volume, method=lung_method)
             used_lung_method = resolved_lungs
         else:
-            labels = np.asarray(lung_labels)
-            if labels.shape != volume.shape:
-                raise ValueError(f"lung_labels shape {labels.shape} differs from volume shape {volume.shape}")
-            labels = labels.astype(np.uint8)
+            labels = _given_lung_labels(lung_labels, volume)
             used_lung_method = "given"
         model_opacity = (_model_opacity(volume) if method == "model"
                          and np.count_nonzero(labels) * volume.voxel_volume_ml >= C.NOT_A_CHEST_MAX_LUNG_ML
@@ -516,10 +566,18 @@ def score_scan(
         message = (f"{volume.info.source or 'scan'}: no chest to score: lungs found total "
                    f"{lung_ml:.0f} mL (< {C.NOT_A_CHEST_MAX_LUNG_ML:.0f} mL); check that the "
                    "series is a chest CT covering the lungs")
+        lowest, highest = float(np.min(volume.hu)), float(np.max(volume.hu))
+        if lowest > -500:  # no air anywhere: e.g. stored pixel values without RescaleSlope/Intercept
+            message += (f" and that its voxels are in HU (they span {lowest:g} to {highest:g}; "
+                        "air is about -1000 HU)")
         if on_not_chest == "raise":
             raise NotAChestError(message)
         flags.append("not_a_chest")
-        return _not_a_chest_score(volume, labels, lung_ml, flags, settings, used_lung_method)
+        if mask_dir is not None:  # what was found, for QC of the flagged scan
+            save_masks(volume, {"lungs": labels}, mask_dir, stem=mask_stem(volume))
+        right_ml = int(np.count_nonzero(labels == RIGHT)) * volume.voxel_volume_ml
+        return _not_a_chest_score(volume, labels if keep_masks else None, lung_ml, flags, settings,
+                                  used_lung_method, right_ml)
 
     density = density_bands(to_canonical(volume.hu, perm, flips), to_canonical(lung, perm, flips),
                             spacing_mm=canonical_spacing, ggo_min_hu=ggo_min_hu,
@@ -621,15 +679,15 @@ def score_scan(
     )
 
 
-def _not_a_chest_score(volume: CTVolume, labels: np.ndarray, lung_ml: float, flags: list[str],
-                       settings: dict[str, Any], lung_method: str) -> ScanScore:
+def _not_a_chest_score(volume: CTVolume, labels: np.ndarray | None, lung_ml: float, flags: list[str],
+                       settings: dict[str, Any], lung_method: str, right_ml: float) -> ScanScore:
+    """The flagged score of a scan without lungs; ``labels`` None: keep no masks."""
     nan = float("nan")
-    vox_ml = volume.voxel_volume_ml
     return ScanScore(
         info=volume.info,
         lung_volume_ml=lung_ml,
-        right_lung_volume_ml=int(np.count_nonzero(labels == RIGHT)) * vox_ml,
-        left_lung_volume_ml=int(np.count_nonzero(labels == LEFT)) * vox_ml,
+        right_lung_volume_ml=right_ml,
+        left_lung_volume_ml=lung_ml - right_ml,
         ggo_volume_ml=nan, consolidation_volume_ml=nan, opacity_volume_ml=nan,
         percent_opacity=nan, percent_high_opacity=nan, percent_ggo=nan, percent_consolidation=nan,
         zone_percent_opacity={z: nan for z in ZONES}, half_percent_opacity={h: nan for h in HALVES},
@@ -641,5 +699,5 @@ def _not_a_chest_score(volume: CTVolume, labels: np.ndarray, lung_ml: float, fla
         density_percent_ggo=nan, density_percent_consolidation=nan,
         opacity_method="none", lung_method=lung_method, settings=settings,
         software_version=software_version(), quality_flags=tuple(flags),
-        masks={"lungs": labels},
+        masks={} if labels is None else {"lungs": labels},
     )

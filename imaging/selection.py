@@ -6,7 +6,9 @@ reports.  :func:`choose_series` applies :class:`SelectionRules` in this order an
 records, for every series, why it was chosen or passed over:
 
 1. **Readable**: no blocking problem (mixed image sizes or orientations, duplicated
-   positions of different instances, a missing slice, truncated files, colour pixels).
+   positions of different instances, a missing slice, truncated files, colour pixels,
+   an unusable RescaleSlope/RescaleIntercept or one missing in some files only, a
+   missing or non-positive PixelSpacing).
 2. **Modality** equals ``rules.modality`` (``CT``).
 3. **Orientation** equals ``rules.orientation`` (``axial``).
 4. **Original acquisition**: ImageType has none of ``rules.excluded_image_types``

@@ -120,6 +120,8 @@ class StackGeometry:
         Steps outside the tolerance, each naming the gap and where it is.
     tilt_deg : float
         Angle between the normal and the stacking direction, degrees (gantry tilt).
+    gaps : tuple of (int, int)
+        For each of ``gap_problems``, the input indices of the slices on either side.
     """
 
     order: np.ndarray
@@ -128,6 +130,7 @@ class StackGeometry:
     duplicates: tuple[tuple[int, int], ...]
     gap_problems: tuple[str, ...]
     tilt_deg: float
+    gaps: tuple[tuple[int, int], ...] = ()
 
     @property
     def regular(self) -> bool:
@@ -172,8 +175,11 @@ def stack_geometry(
     >>> g = stack_geometry([[0, 0, 5.0], [0, 0, 0.0], [0, 0, 2.5]], [1, 0, 0, 0, 1, 0])
     >>> g.order.tolist(), g.spacing_mm, g.regular
     ([1, 2, 0], 2.5, True)
-    >>> stack_geometry([[0, 0, 0], [0, 0, 2.5], [0, 0, 7.5]], [1, 0, 0, 0, 1, 0]).gap_problems
+    >>> g = stack_geometry([[0, 0, 0], [0, 0, 2.5], [0, 0, 7.5]], [1, 0, 0, 0, 1, 0])
+    >>> g.gap_problems
     ('gap of 5.00 mm between slices at 2.50 and 7.50 mm along the normal (expected 2.50 mm): a slice is missing?',)
+    >>> g.gaps  # input indices of the slices on either side of the gap
+    ((1, 2),)
     """
     pos = np.asarray(positions, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) == 0:
@@ -187,10 +193,12 @@ def stack_geometry(
     steps = np.diff(sorted_proj)
     dup_mask = steps < DUPLICATE_POSITION_TOLERANCE_MM
     duplicates = tuple((int(order[i]), int(order[i + 1])) for i in np.flatnonzero(dup_mask))
-    distinct = sorted_proj[np.concatenate([[True], ~dup_mask])]
+    kept = np.flatnonzero(np.concatenate([[True], ~dup_mask]))  # sorted indices of distinct positions
+    distinct = sorted_proj[kept]
     dsteps = np.diff(distinct)
     spacing: float | None = None
     problems: list[str] = []
+    gaps: list[tuple[int, int]] = []
     if len(dsteps):
         # the expected step: the most common one (rounded to 0.01 mm; ties -> the smallest),
         # robust where a median is not (two steps, one of them a gap)
@@ -203,10 +211,11 @@ def stack_geometry(
                 f"gap of {dsteps[i]:.2f} mm between slices at {distinct[i]:.2f} and "
                 f"{distinct[i + 1]:.2f} mm along the normal (expected {expected:.2f} mm): {kind}"
             )
+            gaps.append((int(order[kept[i]]), int(order[kept[i + 1]])))
         spacing = float((distinct[-1] - distinct[0]) / (len(distinct) - 1))
     tilt = 0.0
     span = pos[order[-1]] - pos[order[0]]
     if np.linalg.norm(span) > 1e-6:
         cosang = abs(float(span @ normal)) / float(np.linalg.norm(span))
         tilt = float(np.degrees(np.arccos(min(1.0, cosang))))
-    return StackGeometry(order, sorted_proj, spacing, duplicates, tuple(problems), tilt)
+    return StackGeometry(order, sorted_proj, spacing, duplicates, tuple(problems), tilt, tuple(gaps))

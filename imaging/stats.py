@@ -285,10 +285,9 @@ def hodges_lehmann(x: Any, y: Any, *, confidence: float = 0.95) -> TestResult:
         c = int(math.floor(m * n / 2 - z * math.sqrt(var_u))) - 1 if var_u > 0 else -1
         achieved = confidence if c >= 0 else _NAN
     if c < 0:
-        return TestResult(
-            "hodges_lehmann", estimate=estimate, method=method,
-            note=f"too few patients for a {confidence:.0%} interval (m={m}, n={n})",
-        )
+        why = ("every value is the same in both arms: no interval by rank inversion"
+               if np.all(pooled == pooled[0]) else f"too few patients for a {confidence:.0%} interval (m={m}, n={n})")
+        return TestResult("hodges_lehmann", estimate=estimate, method=method, note=why)
     return TestResult(
         "hodges_lehmann",
         statistic=achieved,

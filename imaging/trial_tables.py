@@ -203,7 +203,9 @@ def _one_date(value: Any, date_format: str | None) -> pd.Timestamp | None:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return pd.NaT
     if isinstance(value, (pd.Timestamp, np.datetime64)) or hasattr(value, "isoformat"):
-        return pd.Timestamp(value)
+        stamp = pd.Timestamp(value)
+        # time-zone aware: keep the local (scanner) wall time, as study dates are written
+        return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
     if isinstance(value, (bool, np.bool_)):
         return pd.NaT
     if isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer()):
@@ -233,7 +235,8 @@ def parse_study_dates(values: Any, *, date_format: str | None = None) -> pd.Seri
     ----------
     values : (n,) Series or array_like
         Dates as text (``"2020-02-17"``, ``"2020-02-17T10:30"``, ``"20200217"``), integers
-        (``20200217``, as a CSV reader may give them), or date/Timestamp objects.
+        (``20200217``, as a CSV reader may give them), or date/Timestamp objects
+        (time-zone aware ones are read at their local wall time).
     date_format : str, optional
         A :meth:`datetime.strptime` format (e.g. ``"%d/%m/%Y"``) for text dates in any
         other layout; ISO and ``YYYYMMDD`` dates are still read.
@@ -384,7 +387,8 @@ def prepare_scans(
     visit_order : list of str
         Visit labels in time order, baseline first.
     """
-    scans = scores.copy()
+    # positional index: labels repeated by pd.concat would make .loc hit several scans at once
+    scans = scores.reset_index(drop=True)
     scans["patient_id"] = _ids(scans["patient_id"])
     scans["status"] = "used"
 
@@ -410,6 +414,9 @@ def prepare_scans(
              lambda r: f"{_scan_label(r)}: study_date {r['study_date']!r} is not a date in {formats}")
         # day 0 is the patient's earliest study date, failed scans included: a failed
         # baseline then shows as a missing baseline, not as the next scan relabelled.
+        # Days count calendar dates (study days): a time of day (ISO "T10:30", DICOM DT)
+        # must not make 6.9 and 7.1 two visits.
+        dates = dates.dt.normalize()
         first = dates.groupby(scans["patient_id"]).transform("min")
         scans["day"] = (dates - first).dt.total_seconds() / 86400.0
 
@@ -498,7 +505,7 @@ def prepare_arms(
     if strata is None:
         strata = [c for c in table.columns if c not in ("patient_id", "arm")]
     else:
-        strata = [str(s) for s in strata]
+        strata = [strata] if isinstance(strata, str) else list(dict.fromkeys(str(s) for s in strata))
         _require_columns(table, strata, "arms", "Name only strata columns of the arms table.")
     table = table[["patient_id", "arm", *strata]].drop_duplicates()
     clash = table[table.duplicated("patient_id", keep=False)]
@@ -641,14 +648,16 @@ def check_scores(scores: pd.DataFrame, metrics: Sequence[str] | str | None,
     else:
         if isinstance(metrics, str):
             metrics = [metrics]
-        metrics = [str(m) for m in metrics]
+        metrics = list(dict.fromkeys(str(m) for m in metrics))  # a metric named twice is compared once
         if not metrics:
             raise ValueError("metrics must name at least one column")
         _require_columns(scores, metrics, "scores", "Pass metrics=[...] naming its numeric columns.")
     for m in metrics:
         numeric = pd.to_numeric(scores[m], errors="coerce")
         if not pd.api.types.is_numeric_dtype(scores[m]) and numeric.notna().sum() < scores[m].notna().sum():
-            raise InvalidTableError(f"scores column {m!r} is not numeric (e.g. {scores[m].dropna().iloc[0]!r})")
+            bad = scores[m][scores[m].notna() & numeric.isna()]
+            raise InvalidTableError(f"scores column {m!r} is not numeric: {len(bad)} value(s) such as {bad.iloc[0]!r} "
+                                    "are not numbers (leave missing values empty)")
     return list(metrics)
 
 
@@ -693,20 +702,27 @@ def join_arms(scans: pd.DataFrame, arm_table: pd.DataFrame, baseline: str,
     return used.drop(columns=shadowed).merge(arm_table, on="patient_id", how="left")
 
 
+def _id_key(pid: str) -> str:
+    """An ID case-folded, whitespace removed and leading zeros of digit runs dropped
+    (``"P 007"`` -> ``"p7"``: a spreadsheet that read IDs as numbers lost those zeros)."""
+    return re.sub(r"(?<!\d)0+(?=\d)", "", _label_key(pid))
+
+
 def _keys_to_ids(ids: set[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for pid in sorted(ids):
-        out.setdefault(_label_key(pid), []).append(pid)
+        out.setdefault(_id_key(pid), []).append(pid)
     return out
 
 
 def _near_miss(pid: str, keys: dict[str, list[str]], where: str) -> str:
-    """A hint when ``pid`` matches IDs of the other table only ignoring case/whitespace."""
-    near = [p for p in keys.get(_label_key(pid), []) if p != pid]
+    """A hint when ``pid`` matches IDs of the other table only ignoring case, whitespace or
+    leading zeros."""
+    near = [p for p in keys.get(_id_key(pid), []) if p != pid]
     if not near:
         return ""
-    return (f"; the {where} has {', '.join(map(repr, near))}, equal ignoring case/whitespace "
-            "(IDs are matched exactly: fix the spelling in one table)")
+    return (f"; the {where} has {', '.join(map(repr, near))}, equal ignoring case/whitespace/leading zeros "
+            "(IDs are matched exactly: fix the spelling in one table; read IDs as text to keep leading zeros)")
 
 
 def change_table(used: pd.DataFrame, metrics: Sequence[str], strata: Sequence[str], baseline: str,
@@ -724,9 +740,11 @@ def change_table(used: pd.DataFrame, metrics: Sequence[str], strata: Sequence[st
         id_vars=["patient_id", "arm", *strata, "visit", "day"], value_vars=metrics,
         var_name="metric", value_name="value",
     )
-    long["value"] = pd.to_numeric(long["value"], errors="coerce").astype(float)
+    raw = pd.to_numeric(long["value"], errors="coerce").astype(float)
+    long["value"] = raw.where(np.isfinite(raw))  # +-inf (e.g. a 0 mL lung ratio) counts as missing
     for row in long[long["value"].isna()].itertuples():
-        _warn(warn, "missing_value", row.patient_id, row.visit, f"{row.metric} is missing")
+        what = "missing" if pd.isna(raw[row.Index]) else f"{raw[row.Index]} (not a finite number): treated as missing"
+        _warn(warn, "missing_value", row.patient_id, row.visit, f"{row.metric} is {what}")
     long = long[long["value"].notna()]
     base = long[long["visit"] == baseline].set_index(["patient_id", "metric"])["value"].rename("baseline")
     long = long.join(base, on=["patient_id", "metric"])

@@ -466,3 +466,104 @@ def test_out_that_is_an_existing_file_is_a_one_line_usage_error(
     assert len(err) == 1 and err[0].startswith(f"chestct {command}: error: ") and str(blocker) in err[0], err
     assert "is not a folder" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before and blocker.read_text() == "not a folder\n"
+
+
+def notes_scorer(volume, **options):
+    """The toy score plus the volume's ``notes``, as :meth:`imaging.ScanScore.as_dict` carries them."""
+    result = toy_scorer(volume, **options)
+    result.row["notes"] = volume.info.notes
+    return result
+
+
+def test_pseudonyms_hide_folder_names_in_the_notes_of_scored_rows(tmp_path: Path) -> None:
+    # a localizer set aside is named by its path in `notes`, which reached scores.csv unscrubbed
+    import pydicom
+
+    from tests.imaging.dicom_synth import CORONAL, make_dataset
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    series = root / "SMITH_JOHN" / "ax"
+    files = write_series(series, patient_id="PID-S", study_key="v0", series_key="ax", study_date="20200301",
+                         hu=chest_hu())
+    first = pydicom.dcmread(files[0])
+    scout = make_dataset(np.zeros((24, 24), np.int16), position=(0, 0, 0), iop=CORONAL,
+                         study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID,
+                         image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
+    scout.save_as(series / "scout.dcm", enforce_file_format=True)
+    key_file = tmp_path / "secret.key"
+    key_file.write_text("a" * 64 + "\n")
+    out = tmp_path / "out"
+    table = score_studies(root, out=out, workers=1, rules=RULES, scorer=notes_scorer, progress=False,
+                          pseudonym_key=key_file, masks=False, qc=False)
+    notes = " ".join(str(n) for n in table["notes"])
+    assert "localizer image(s) set aside: .../scout.dcm" in notes  # the note is kept, the folders are not
+    assert b"SMITH_JOHN" not in _all_bytes(out)
+    plain = score_studies(root, out=tmp_path / "plain", workers=1, rules=RULES, scorer=notes_scorer, progress=False,
+                          masks=False, qc=False)
+    assert "SMITH_JOHN/ax/scout.dcm" in " ".join(str(n) for n in plain["notes"])  # relative to ROOT without pseudonyms
+
+
+def source_quoting_scorer(volume, **options):
+    """Fails like a reading error does: quoting the series folder (absolute) and a file in it."""
+    from imaging.errors import PixelDecodeError
+
+    raise PixelDecodeError(f"series in {volume.info.source}: {volume.info.source}/000003.dcm cannot be decoded")
+
+
+def test_pseudonyms_hide_folder_names_with_spaces_in_error_messages(tmp_path: Path) -> None:
+    # the absolute-path match stopped at the first space: '<ROOT>/.../DOE JOHN/ct/000003.dcm' leaked the name
+    root = tmp_path / "in"
+    write_series(root / "DOE JOHN" / "ct", patient_id="PID-D", study_key="v0", series_key="ax", study_date="20200301",
+                 hu=chest_hu())
+    out = tmp_path / "out"
+    table = score_studies(root, out=out, workers=1, rules=RULES, scorer=source_quoting_scorer, progress=False,
+                          pseudonym_key=b"k" * 32, masks=False, qc=False)
+    assert table["error"][0] == "PixelDecodeError: series in <ROOT>/...: <ROOT>/.../000003.dcm cannot be decoded"
+    assert b"JOHN" not in _all_bytes(out)
+
+
+def test_a_relative_root_does_not_rewrite_words_of_the_messages(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # ROOT "CT" turned "chosen: CT axial original" into "chosen: . axial original", and ROOT "."
+    # with pseudonyms turned every "e.g. " into "e.g<ROOT> "
+    import pydicom
+
+    root = tmp_path / "CT"
+    write_series(root / "P1", patient_id="PID-1", study_key="v0", series_key="ax", study_date="20200301", hu=chest_hu())
+    files = write_series(root / "P2", patient_id="PID-2", study_key="v0", series_key="ax", study_date="20200301",
+                         hu=chest_hu())
+    twin = pydicom.dcmread(files[2])  # another instance at the same position: a second acquisition?
+    twin.SOPInstanceUID = twin.file_meta.MediaStorageSOPInstanceUID = twin.SOPInstanceUID + ".9"
+    twin.save_as(root / "P2" / "twin.dcm")
+    monkeypatch.chdir(tmp_path)
+    table = score_studies("CT", out="out", workers=1, rules=RULES, scorer=toy_scorer, progress=False, masks=False,
+                          qc=False)
+    reasons = pd.read_csv(tmp_path / "out" / "manifest.csv")["reason"].dropna()
+    assert reasons.str.startswith("chosen: CT axial original").any(), list(reasons)
+    assert "(e.g. 000003.dcm and twin.dcm)" in table["error"][1]
+    monkeypatch.chdir(root)
+    table = score_studies(".", out=tmp_path / "out2", workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                          masks=False, qc=False, pseudonym_key=b"k" * 32)
+    assert "(e.g. 000003.dcm and twin.dcm)" in table["error"][1] and "<ROOT>" not in table["error"][1]
+
+
+def test_one_series_uid_in_two_studies_gets_two_output_folders(tmp_path: Path) -> None:
+    # both studies wrote scans/<series UID>/: the first study's record pointed at the second's masks
+    import SimpleITK as sitk
+
+    from tests.imaging.dicom_synth import write_series as write_plain
+
+    root = tmp_path / "in"
+    big, small = np.full((6, 24, 24), 1064, np.int16), np.full((6, 24, 24), 1064, np.int16)
+    big[:, 6:18, 4:20] = 174  # -850 HU: lungs
+    small[:, 8:12, 4:20] = 174
+    write_plain(root / "A", n=6, rows=24, cols=24, raw=big, series_uid="1.2.3.4", patient_id="PA")
+    write_plain(root / "B", n=6, rows=24, cols=24, raw=small, series_uid="1.2.3.4", patient_id="PB")
+    out = tmp_path / "out"
+    table = score_studies(root, out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False, qc=False)
+    assert table["error"].isna().all() and len(table) == 2
+    records = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
+    folders = {r["artifacts"]["masks"]["lungs"] for r in records}
+    assert len(folders) == 2
+    counts = sorted(int((sitk.GetArrayFromImage(sitk.ReadImage(str(out / f))) > 0).sum()) for f in folders)
+    assert counts[0] < counts[1]  # each study's own mask

@@ -169,6 +169,13 @@ def test_hodges_lehmann_too_small_says_so():
     assert r.estimate == -1.0 and math.isnan(r.ci_low) and "too few" in r.note
 
 
+def test_hodges_lehmann_all_values_equal_says_so_not_too_few():
+    # e.g. a zone score unchanged in every patient: 6 + 6 patients are plenty for a 95 % interval
+    r = S.hodges_lehmann([0.0] * 6, [0.0] * 6)
+    assert r.estimate == 0.0 and math.isnan(r.ci_low)
+    assert "every value is the same" in r.note and "too few" not in r.note
+
+
 def test_bootstrap_is_seeded_and_close_to_scipy(xy):
     x, y = xy
     a = S.bootstrap_median_difference(x, y, rng=np.random.default_rng(1), n_boot=4000)
@@ -374,6 +381,11 @@ def test_response_thresholds_at_boundaries():
         ResponseCriteria(absolute=0)
     with pytest.raises(ValueError, match="min_absolute"):
         ResponseCriteria(min_absolute=10)
+    # NumPy scalars (thresholds computed with NumPy) were refused; text gave a bare TypeError
+    assert ResponseCriteria(absolute=np.float32(5), min_absolute=np.int64(1)) == ResponseCriteria()
+    for bad in ({"min_absolute": "1"}, {"absolute": True}, {"improved_relative_pct": np.nan}):
+        with pytest.raises(ValueError, match=f"ResponseCriteria.{next(iter(bad))} must be"):
+            ResponseCriteria(**bad)
 
 
 def test_assign_visits_windows_and_nearest():

@@ -185,3 +185,86 @@ def test_key_results_units_follow_the_tested_outcome():
     assert "ANCOVA difference in value, metric units [CI]" in kr.columns
     value = key_results(compare_arms(scores, arms, mixed=False, outcome="value", metrics=["percent_opacity"], **FAST))
     assert {"median value MSC", "HL difference in value [CI]"} <= set(value.columns)
+
+
+# ------------------------------------------------------------------ tables built in Python
+
+
+def test_scores_concatenated_without_ignore_index_are_read_row_by_row():
+    """pd.concat of per-site tables repeats index labels: a failed scan crashed the join
+    (``.loc`` of a repeated label gave several rows) or could mark its twin row as well."""
+    scores, arms = _trial(seed=8)
+    scores.loc[3, "error"] = "NotAChestError: no chest to score"
+    half = len(scores) // 2
+    glued = pd.concat([scores.iloc[:half].reset_index(drop=True), scores.iloc[half:].reset_index(drop=True)])
+    assert glued.index.has_duplicates
+    ref = compare_arms(scores, arms, mixed=False, **FAST)
+    res = compare_arms(glued, arms, mixed=False, **FAST)
+    assert (res.scans["status"] != "used").sum() == (ref.scans["status"] != "used").sum() >= 1
+    pd.testing.assert_frame_equal(res.warnings, ref.warnings)
+    pd.testing.assert_frame_equal(res.changes, ref.changes)
+
+
+def test_time_zone_aware_study_dates_are_dates():
+    """Timestamps with a time zone (e.g. from a database) raised a pandas TypeError."""
+    scores, arms = _trial(seed=9)
+    ref = compare_arms(scores, arms, mixed=False, **FAST)
+    local = pd.to_datetime(scores["study_date"]).dt.tz_localize("Europe/Berlin") + pd.Timedelta(hours=23)
+    res = compare_arms(scores.assign(study_date=local), arms, mixed=False, **FAST)
+    assert res.warnings.query("kind == 'bad_date'").empty
+    pd.testing.assert_frame_equal(res.changes, ref.changes)
+
+
+def test_ids_that_lost_leading_zeros_are_hinted_and_shown_in_the_error():
+    """Arms saved through a spreadsheet turn '007' into 7: nothing joins, and the error
+    only listed warning kinds, with the warnings table never returned."""
+    scores, arms = _trial()
+    scores["patient_id"] = scores["patient_id"].str.replace("P", "", regex=False)  # '000', '001', ...
+    arms["patient_id"] = arms["patient_id"].str.replace("P", "", regex=False).astype(int)
+    with pytest.raises(InvalidTableError, match=r"patient 000 has 3 scan\(s\) but no arm.*the arms table has '0', "
+                                                r"equal ignoring case/whitespace/leading zeros"):
+        compare_arms(scores, arms, mixed=False, **FAST)
+
+
+def test_infinite_metric_values_are_missing_values_not_a_crash():
+    """An inf (e.g. a ratio over a 0 mL lung) raised "baseline and change must be finite;
+    drop missing values first" from deep inside the response classification."""
+    scores, arms = _trial(seed=10)
+    scores.loc[4, "percent_opacity"] = np.inf
+    res = compare_arms(scores, arms, metrics=["percent_opacity"], mixed=False, **FAST)
+    miss = res.warnings.query("kind == 'missing_value'")
+    assert len(miss) == 1 and "inf (not a finite number)" in miss["detail"].iloc[0]
+    assert np.isfinite(res.changes["value"]).all() and len(res.changes) == len(scores) - 1
+
+
+def test_non_numeric_metric_error_shows_an_offending_value():
+    scores, arms = _trial()
+    scores["percent_opacity"] = scores["percent_opacity"].astype(object)
+    scores.loc[5, "percent_opacity"] = "n/a"
+    with pytest.raises(InvalidTableError, match=r"'percent_opacity' is not numeric: 1 value\(s\) such as 'n/a'"):
+        compare_arms(scores, arms, **FAST)
+
+
+def test_one_stratum_as_a_string_and_a_metric_named_twice():
+    """strata="severity" was read letter by letter ("lacks column(s) ['s', 'e', ...]");
+    a metric listed twice doubled its rows in the tests table."""
+    scores, arms = _trial()
+    opts = {**FAST, "strata": "severity"}
+    res = compare_arms(scores, arms, metrics=["percent_opacity", "percent_opacity"], mixed=False, **opts)
+    assert res.settings["strata"] == ["severity"] and res.settings["metrics"] == ["percent_opacity"]
+    once = compare_arms(scores, arms, metrics=["percent_opacity"], mixed=False, **{**FAST, "strata": ["severity"]})
+    pd.testing.assert_frame_equal(res.tests, once.tests)
+
+
+def test_study_dates_with_times_count_calendar_days():
+    """Dates with a time of day (ISO 'T14:05' or DICOM DT) gave fractional days, so without
+    nominal visits every scan became its own visit ('day 6.88', 'day 7.05', ...) of one patient."""
+    scores, arms = _trial(seed=11)
+    ref = compare_arms(scores, arms, mixed=False, **FAST)
+    hours = np.random.default_rng(0).integers(8, 18, len(scores))
+    iso = scores["study_date"] + pd.Series([f"T{h:02d}:05" for h in hours])
+    dicom = scores["study_date"].str.replace("-", "") + pd.Series([f"{h:02d}0500" for h in hours])
+    for dates in (iso, dicom):
+        res = compare_arms(scores.assign(study_date=dates), arms, mixed=False, **FAST)
+        assert res.settings["visit_order"] == ["day 0", "day 7", "day 21"]
+        pd.testing.assert_frame_equal(res.changes, ref.changes)

@@ -308,3 +308,89 @@ def test_inspect_lists_a_symlink_loop_and_exits_0(tmp_path, capsys):
     assert main(["inspect", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "symbolic link loop" in captured.out + captured.err
+
+
+@pytest.mark.parametrize("element, raw, expected", [
+    ("RescaleIntercept", b"-1024,0 ", "RescaleIntercept '-1024,0' is not a number"),
+    ("RescaleSlope", b"0 ", "RescaleSlope is 0"),
+])
+def test_unusable_rescale_blocks_the_series_instead_of_a_silent_default(tmp_path, element, raw, expected):
+    # an unparseable intercept used to become 0 (every HU 1024 too high), a zero slope a constant image
+    from pydicom.dataelem import RawDataElement
+    from pydicom.datadict import tag_for_keyword
+
+    from imaging.errors import NotCTVolumeError
+    from imaging.io import load_scan
+
+    tag = tag_for_keyword(element)
+
+    def edit(ds, k):
+        ds._dict[tag] = RawDataElement(tag, "DS", len(raw), raw, 0, False, True)
+
+    write_series(tmp_path / "bad", n=20, edit=edit)
+    write_series(tmp_path / "good", n=20)
+    cat = find_series(tmp_path)
+    bad = next(s for s in cat.series if s.folder.name == "bad")
+    assert bad.blocking and expected in bad.blocking[0] and "bad/IM0000.dcm" in bad.blocking[0]
+    assert next(s for s in cat.series if s.folder.name == "good").blocking == ()
+    with pytest.raises(NotCTVolumeError, match="unusable rescale.*" + expected.split(" is")[0]):
+        load_scan(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("charset, text", [
+    ("ISO_IR 100", "Müller Lunge"), ("ISO_IR 192", "胸部 CT"), ("ISO_IR 144", "Иванов"), ("GB18030", "胸部"),
+    ("ISO_IR 126", "Θώρακας"), (["ISO 2022 IR 6", "ISO 2022 IR 87"], "胸部"),
+])
+def test_fast_header_reader_decodes_every_character_set_like_pydicom(tmp_path, charset, text):
+    # the fast reader decoded every charset but ISO_IR 192 as latin-1: Cyrillic, Greek, Chinese
+    # and Japanese patient IDs and descriptions came out garbled (IDs no longer matched the arms table)
+    import pydicom
+
+    from imaging.dicom_headers import read_header
+
+    def edit(ds, k):
+        ds.SpecificCharacterSet = charset
+        ds.SeriesDescription = text
+        ds.PatientID = "ID " + text
+
+    path = write_series(tmp_path, n=1, rows=4, cols=4, edit=edit)[0][0]
+    header = read_header(path, path.stat().st_size)
+    ds = pydicom.dcmread(path)
+    assert (header.series_description, header.patient_id) == (text, "ID " + text)
+    assert (header.series_description, header.patient_id) == (ds.SeriesDescription, ds.PatientID)
+
+
+def test_rescale_intercept_missing_in_some_files_blocks_and_in_all_is_noted(tmp_path):
+    # a slice without its intercept was read with intercept 0: 1024 HU too bright, with only a note
+    def some(ds, k):
+        if k in (3, 7):
+            del ds.RescaleIntercept
+
+    def every(ds, k):
+        del ds.RescaleIntercept
+
+    write_series(tmp_path / "some", n=20, edit=some)
+    write_series(tmp_path / "every", n=20, edit=every)
+    cat = find_series(tmp_path)
+    some_s = next(s for s in cat.series if s.folder.name == "some")
+    every_s = next(s for s in cat.series if s.folder.name == "every")
+    assert some_s.blocking == ("RescaleIntercept missing in 2 of 20 files, present in the others: "
+                               "HU of some/IM0003.dcm, some/IM0007.dcm unknown",)
+    assert every_s.blocking == () and "RescaleIntercept missing: stored values taken as HU" in every_s.problems
+
+
+@pytest.mark.parametrize("edit", [lambda ds, k: setattr(ds, "PixelSpacing", [0.0, 0.0]),
+                                  lambda ds, k: delattr(ds, "PixelSpacing")], ids=["zero", "missing"])
+def test_series_without_a_usable_pixel_spacing_is_not_chosen(tmp_path, edit):
+    # it was chosen (thinner) over a good series, then failed in load_scan with a bare ValueError
+    # ("spacing_mm must be 3 positive numbers") naming neither the series nor a file
+    from imaging.errors import NotCTVolumeError
+    from imaging.io import load_scan
+
+    study, uids = _study(tmp_path, {"bad": dict(n=22, spacing=1.0, thickness=1.0, edit=edit),
+                                    "good": dict(n=22, spacing=2.5, thickness=2.5)})
+    st = find_series(tmp_path).studies[0]
+    assert st.chosen.series_uid == uids["good"]
+    assert "PixelSpacing missing or not positive in 22 file(s)" in st.reasons[uids["bad"]]
+    with pytest.raises(NotCTVolumeError, match="PixelSpacing missing or not positive.*bad/IM0000.dcm"):
+        load_scan(st.get(uids["bad"]))

@@ -75,12 +75,32 @@ def test_missing_slice_is_refused_with_the_gap(tmp_path):
         load_scan(tmp_path / "s")
 
 
+def test_missing_slice_error_names_the_files_on_either_side_of_the_gap(tmp_path):
+    # the gap was given in mm only: finding the missing file in an export meant opening headers
+    paths, _, _, _ = write_series(tmp_path / "s", n=6, spacing=2.5, z0=0.0)
+    paths[3].unlink()
+    with pytest.raises(IrregularSpacingError, match=r"missing\? \(between IM0002\.dcm and IM0004\.dcm\)"):
+        load_scan(tmp_path / "s")
+
+
 def test_copy_of_the_same_instance_is_ignored(tmp_path):
     paths, raw, _, _ = write_series(tmp_path / "s", n=5)
     shutil.copy(paths[2], tmp_path / "s" / "copy.dcm")
     v = load_scan(tmp_path / "s")
     np.testing.assert_array_equal(v.hu, raw - 1024)
     assert any("duplicate file" in n for n in v.info.notes)
+
+
+def test_truncated_copy_beside_a_complete_copy_of_the_same_instance_is_the_one_ignored(tmp_path):
+    # an interrupted earlier copy ("a/", first in walk order) used to be kept and the complete
+    # copy ignored, so the whole series was refused as truncated
+    paths, raw, _, _ = write_series(tmp_path / "b", n=5)
+    (tmp_path / "a").mkdir()
+    data = paths[2].read_bytes()
+    (tmp_path / "a" / paths[2].name).write_bytes(data[: len(data) - 40])
+    v = load_scan(tmp_path)
+    np.testing.assert_array_equal(v.hu, raw - 1024)
+    assert any("duplicate file(s) of the same instance ignored: a/IM0002.dcm" in n for n in v.info.notes)
 
 
 def test_duplicate_position_identical_pixels_dropped_different_pixels_refused(tmp_path):

@@ -177,6 +177,15 @@ def test_dicom_seg_clears_identifiers_in_nested_sequences(tmp_path: Path) -> Non
     assert pydicom.dcmread(tmp_path / "seg.dcm").Modality == "SEG"
 
 
+def test_dicom_seg_drops_the_source_scanner_serial_number(tmp_path: Path) -> None:
+    # highdicom copies it into ContributingEquipmentSequence, where it was left
+    import pydicom
+
+    blob, _ = _seg_from_altered_sources(tmp_path, {"DeviceSerialNumber": "SN-4242"}, {})
+    assert b"SN-4242" not in blob
+    assert pydicom.dcmread(tmp_path / "seg.dcm").DeviceSerialNumber == "0"  # the SEG's own (Type 1) value
+
+
 def test_dicom_seg_drops_free_text_copied_from_the_sources(tmp_path: Path) -> None:
     """Descriptions and comments often carry names: none may reach the SEG, at any depth."""
     import highdicom as hd

@@ -78,6 +78,16 @@ def test_methods_and_key_results(comparison):
     assert row["n"] == "6/6"
 
 
+def test_key_results_medians_of_arms_named_with_vs():
+    # "A vs B vs placebo" was split at the first " vs ": both medians showed as "–"
+    scores = pd.DataFrame({"patient_id": list("aabbccdd"), "day": [0, 7] * 4,
+                           "percent_opacity": [20, 10, 30, 26, 25, 26, 22, 21.0]})
+    arms = pd.DataFrame({"patient_id": list("abcd"), "arm": ["MSC vs high dose"] * 2 + ["placebo"] * 2})
+    kr = key_results(compare_arms(scores, arms, rng=0, n_boot=100, mixed=False))
+    row = kr.iloc[0]
+    assert row["median change MSC vs high dose"] == "-7" and row["median change placebo"] == "0"
+
+
 def test_plots_return_agg_figures(comparison):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -97,6 +107,21 @@ def test_report_with_one_patient_arm_and_warnings(tmp_path):
     res = compare_arms(scores, arms, rng=0)
     text = write_report(res, tmp_path).read_text()
     assert "failed_scan" in text and "too few patients" in text
+
+
+def test_figure_files_of_metric_names_with_slashes_stay_in_figures(tmp_path):
+    """A user's column "PO/lung %" became the folder figures/trajectories_PO/; names that
+    become alike must not overwrite each other's figure."""
+    scores = pd.DataFrame({"patient_id": list("aabbccdd"), "day": [0, 7] * 4,
+                           "PO/lung %": [20, 10, 30, 25, 25, 26, 22, 21.0]})
+    scores["PO_lung"] = scores["PO/lung %"] * 2
+    arms = pd.DataFrame({"patient_id": list("abcd"), "arm": ["MSC", "MSC", "placebo", "placebo"]})
+    res = compare_arms(scores, arms, metrics=["PO/lung %", "PO_lung"], rng=0, n_boot=100, mixed=False)
+    write_report(res, tmp_path)
+    figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert all(p.is_file() for p in (tmp_path / "figures").iterdir())
+    assert figures == ["change_PO_lung.png", "change_PO_lung_2.png", "responses.png",
+                       "trajectories_PO_lung.png", "trajectories_PO_lung_2.png"]
 
 
 def test_write_text_atomic_replaces(tmp_path):

@@ -88,12 +88,27 @@ def test_not_a_chest_raises_or_flags_never_zero():
     hu = np.full((10, 40, 40), 40, np.int16)
     hu[:, :, :3] = -1000
     v = CTVolume(hu, (2.0, 1.0, 1.0), info=ScanInfo(source="abdomen"))
-    with pytest.raises(NotAChestError, match="abdomen: no chest to score"):
+    with pytest.raises(NotAChestError, match="abdomen: no chest to score") as err:
         score_scan(v)
+    assert "in HU" not in str(err.value)
+    # stored pixel values (no rescale applied): the message says the voxels are not HU
+    raw = v.with_hu((v.hu + 1024).astype(np.uint16))
+    with pytest.raises(NotAChestError, match=r"voxels are in HU \(they span 24 to 1064; air is about -1000 HU\)"):
+        score_scan(raw)
     s = score_scan(v, on_not_chest="flag")
     assert "not_a_chest" in s.quality_flags
     assert math.isnan(s.percent_opacity) and s.severity_score_total is None
     assert math.isnan(s.as_dict()["percent_opacity_left_lower"])
+
+
+def test_flagged_not_a_chest_honours_keep_masks_and_mask_dir(tmp_path):
+    # keep_masks=False used to be ignored and mask_dir silently wrote nothing for flagged scans
+    hu = np.full((10, 40, 40), 40, np.int16)
+    hu[:, :, :3] = -1000
+    v = CTVolume(hu, (2.0, 1.0, 1.0), info=ScanInfo(series_uid="9.9"))
+    assert score_scan(v, on_not_chest="flag", keep_masks=False).masks == {}
+    s = score_scan(v, on_not_chest="flag", mask_dir=tmp_path)
+    assert list(s.masks) == ["lungs"] and [p.name for p in tmp_path.iterdir()] == ["9.9_lungs.nii.gz"]
 
 
 def test_option_checks():
@@ -106,6 +121,11 @@ def test_option_checks():
         score_scan(v, lung_labels=np.zeros((2, 8, 8), np.uint8))
     with pytest.raises(TypeError, match="volume_or_path"):
         score_scan(42)
+    # a NaN threshold used to count nothing silently (PHO 0 %) and put NaN in the JSON settings
+    for name, value in (("high_opacity_min_hu", float("nan")), ("ggo_min_hu", "-700"),
+                        ("vessel_regrow_mm", float("inf")), ("consolidation_min_hu", None)):
+        with pytest.raises(ValueError, match=f"{name} must be a finite number, got"):
+            score_scan(v, **{name: value})
 
 
 def test_auto_uses_density_without_weights(monkeypatch):
@@ -141,6 +161,10 @@ def test_given_lung_labels_and_masks_saved_in_input_geometry(tmp_path):
                                                           "1.2.3_zones.nii.gz"]
     with pytest.raises(ValueError, match="mask 'x' has shape"):
         save_masks(v, {"x": np.zeros((1, 2, 3))}, tmp_path)
+    # labels that do not fit uint8 used to wrap silently (300 -> 44, -1 -> 255)
+    for bad in (np.full(v.shape, 300, np.int16), np.full(v.shape, -1, np.int16), np.full(v.shape, 0.5)):
+        with pytest.raises(ValueError, match="mask 'x' must hold whole numbers 0-255"):
+            save_masks(v, {"x": bad}, tmp_path)
 
 
 def test_phantom_percent_opacity_low_severity():
@@ -278,3 +302,28 @@ def test_permuted_or_flipped_volume_scores_like_its_canonical_copy(perm, flips):
     # the opacity mask is in the input's layout: it maps back onto the reference mask
     back = sitk.GetArrayFromImage(sitk.DICOMOrient(v.to_sitk(s.masks["opacity"]), "LPS"))
     assert np.array_equal(back, ref.masks["opacity"])
+
+
+def test_given_lung_labels_checked_and_boolean_masks_split():
+    """A 0/255 mask or other label codes used to be counted as "left lung" yet fall in no
+    zone (label 3 silently inflated the left lung; -1 wrapped to 255).  Now they are refused,
+    and a boolean mask of both lungs (what most tools export) is split into right / left."""
+    sitk = pytest.importorskip("SimpleITK")
+    toy = make_toy(rng=np.random.default_rng(12), ggo=True)
+    ref = score_scan(toy.volume, lung_labels=toy.lungs, opacity_method="density", keep_masks=False)
+    both = score_scan(toy.volume, lung_labels=toy.lungs > 0, opacity_method="density")
+    assert both.right_lung_volume_ml == pytest.approx(ref.right_lung_volume_ml)
+    assert both.left_lung_volume_ml == pytest.approx(ref.left_lung_volume_ml)
+    assert both.zone_percent_opacity == pytest.approx(ref.zone_percent_opacity)
+    assert np.array_equal(both.masks["lungs"], toy.lungs)
+    # the split follows the patient's sides in any array layout (here: x axis reversed)
+    flip = CTVolume.from_sitk(sitk.Flip(toy.volume.to_sitk(), [True, False, False]))
+    flipped = score_scan(flip, lung_labels=(toy.lungs > 0)[:, :, ::-1], opacity_method="density")
+    assert np.array_equal(flipped.masks["lungs"], toy.lungs[:, :, ::-1])
+    for bad, found in (((toy.lungs > 0).astype(np.uint8) * 255, "found 255"),
+                       (np.where(toy.lungs == 2, 3, toy.lungs), "found 3"),
+                       (-toy.lungs.astype(np.int16), "found -2, -1")):
+        with pytest.raises(ValueError, match=f"lung_labels must hold 0 .*{found}"):
+            score_scan(toy.volume, lung_labels=bad, opacity_method="density")
+    with pytest.raises(TypeError, match="lung_labels must be an integer or boolean array"):
+        score_scan(toy.volume, lung_labels=np.full(toy.lungs.shape, "x"), opacity_method="density")
