@@ -528,6 +528,11 @@ def _run_dask(tasks: Sequence[_Task], scheduler: Any, workers: int, on_done: Cal
 
 # --------------------------------------------------------------------------- manifest
 
+#: Free text typed at the scanner, which can quote a name: dropped from every output
+#: when pseudonyms are on (the DICOM SEG never carries it).
+FREE_TEXT_COLUMNS: tuple[str, ...] = ("series_description",)
+
+
 def manifest_frame(catalog: Any, *, pseudonym: Callable[[str | None], str | None] | None = None,
                    with_paths: bool = True) -> "Any":
     """The manifest table: one row per series (chosen or not, and why) and per skipped file.
@@ -539,8 +544,9 @@ def manifest_frame(catalog: Any, *, pseudonym: Callable[[str | None], str | None
     pseudonym : callable, optional
         Applied to every patient ID.
     with_paths : bool
-        Keep folder and file paths (relative to the catalogue's root).  Switched off with
-        pseudonyms, since export folders are often named after the patient.
+        Keep folder and file paths (relative to the catalogue's root) and the series
+        descriptions (:data:`FREE_TEXT_COLUMNS`).  Switched off with pseudonyms, since
+        export folders are often named after the patient and descriptions are typed text.
 
     Returns
     -------
@@ -568,7 +574,7 @@ def manifest_frame(catalog: Any, *, pseudonym: Callable[[str | None], str | None
     if pseudonym is not None and "patient_id" in out.columns:
         out["patient_id"] = [pseudonym(p) if isinstance(p, str) else None for p in out["patient_id"]]
     if not with_paths:
-        out = out.drop(columns=[c for c in ("folder", "path") if c in out.columns])
+        out = out.drop(columns=[c for c in ("folder", "path", *FREE_TEXT_COLUMNS) if c in out.columns])
     drop = [c for c in out.columns if "name" in c.lower() and c != "entry" or "birth" in c.lower()]
     return out.drop(columns=drop)
 
@@ -893,7 +899,8 @@ def score_studies(
             record["traceback"] = scrub(record.get("traceback"))
             record["output_problems"] = [scrub(p) for p in record.get("output_problems") or []]
             if isinstance(record.get("row"), Mapping):  # e.g. `notes` name set-aside files by their path
-                record["row"] = {k: scrub(v) for k, v in record["row"].items()}
+                record["row"] = {k: None if key is not None and k in FREE_TEXT_COLUMNS else scrub(v)
+                                 for k, v in record["row"].items()}
             if store is not None:
                 store.put(record["key"], record)
             records[record["key"]] = record
@@ -980,7 +987,7 @@ def _manifest_json(catalog: Any, pseudonym: Callable[[str | None], str | None], 
             "chosen_series_uid": None if study.chosen is None else study.chosen.series_uid,
             "series": [{
                 "series_uid": s.series_uid, "series_number": s.series_number,
-                "series_description": s.series_description, "modality": s.modality,
+                "series_description": s.series_description if with_paths else None, "modality": s.modality,
                 "orientation": s.orientation, "n_slices": s.n_slices, "slice_thickness_mm": s.slice_thickness_mm,
                 "kernel": s.kernel, "chosen": study.chosen is s, "reason": scrub(study.reasons.get(s.series_uid, "")),
                 "problems": [scrub(p) for p in s.problems],

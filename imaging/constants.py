@@ -38,6 +38,7 @@ __all__ = [
     "VESSEL_MAX_RADIUS_MM",
     "HU_VESSEL_MIN",
     "THICK_SLICE_MM",
+    "COARSE_PIXEL_MM",
     "HU_CONTRAST_SUSPECTED",
     "FOV_CUTOFF_FRACTION",
     "HU_ABDOMINAL_ORGAN_MIN",
@@ -264,6 +265,13 @@ HU_VESSEL_MIN: float = HU_CONSOLIDATION_MAX
 #: Slices thicker than this (mm) make density quantification unreliable (partial volume);
 #: thin-section CT is <= 1.5-3 mm (Fleischner glossary, Hansell et al., Radiology 2008).
 THICK_SLICE_MM: float = 3.0
+#: In-plane pixels larger than this (mm) leave the vessel suppression (an opening with a
+#: disk of VESSEL_MAX_RADIUS_MM) only a 3 x 3-pixel disk, too small to remove vessels:
+#: measured on healthy phantoms (60 slices at 5 mm, seeds 11-12, classical lungs, density
+#: bands; 2026-11-26), PO read +0.2..+2.7 points with pixels of 0.9-3.3 mm and +5.3..+6.0
+#: with 3.4-4.5 mm.  Clinical chest CT has 0.5-1 mm pixels; larger ones mean a
+#: down-sampled export (the bundled sample data has 3.1 mm).
+COARSE_PIXEL_MM: float = VESSEL_MAX_RADIUS_MM / 1.5
 #: Median HU of mediastinal blood pool/soft tissue above this suggests IV contrast
 #: (unenhanced blood 30-50 HU; enhanced aorta/heart > 150 HU).
 HU_CONTRAST_SUSPECTED: float = 100.0

@@ -500,8 +500,8 @@ def score_scan(
     >>> s = score_scan(CTVolume(hu, (5.0, 5.0, 5.0)), opacity_method="density")
     >>> s.opacity_method, round(s.percent_opacity, 1), s.severity_score_right_middle
     ('density', 2.0, 1)
-    >>> s.quality_flags                     # a toy: 1.5 L of lungs at 5 mm slices
-    ('thick_slices', 'implausible_lung_volume')
+    >>> s.quality_flags                     # a toy: 1.5 L of lungs in 5 mm voxels
+    ('thick_slices', 'coarse_pixels', 'implausible_lung_volume')
     """
     if lung_method not in LUNG_METHODS:
         raise ValueError(f"lung_method must be one of {LUNG_METHODS}, got {lung_method!r}")
@@ -553,6 +553,8 @@ def score_scan(
     thickness = volume.info.slice_thickness_mm
     if z_spacing > C.THICK_SLICE_MM or (thickness is not None and thickness > C.THICK_SLICE_MM):
         flags.append("thick_slices")
+    if max(canonical_spacing[1:]) > C.COARSE_PIXEL_MM:
+        flags.append("coarse_pixels")
 
     settings: dict[str, Any] = {
         "lung_method": used_lung_method,

@@ -503,6 +503,30 @@ def test_pseudonyms_hide_folder_names_in_the_notes_of_scored_rows(tmp_path: Path
     assert "SMITH_JOHN/ax/scout.dcm" in " ".join(str(n) for n in plain["notes"])  # relative to ROOT without pseudonyms
 
 
+def description_scorer(volume, **options):
+    """The toy score plus the series description, as :meth:`imaging.ScanScore.as_dict` carries it."""
+    result = toy_scorer(volume, **options)
+    result.row["series_description"] = volume.info.series_description
+    return result
+
+
+def test_pseudonyms_drop_series_descriptions_typed_with_a_name(tmp_path: Path) -> None:
+    # free text typed at the scanner reached scores.csv, the manifest and results/*.json
+    root = tmp_path / "in"
+    write_series(root / "P1" / "ct", patient_id="PID-1", study_key="v0", series_key="ax", study_date="20200301",
+                 hu=chest_hu(), description="CHEST AX DR ROE RICHARD")
+    key_file = tmp_path / "secret.key"
+    key_file.write_text("b" * 64 + "\n")
+    out = tmp_path / "out"
+    table = score_studies(root, out=out, workers=1, rules=RULES, scorer=description_scorer, progress=False,
+                          pseudonym_key=key_file, masks=False, qc=False)
+    assert table["error"].isna().all() and table["series_description"].isna().all()
+    assert b"ROE RICHARD" not in _all_bytes(out)
+    plain = score_studies(root, out=tmp_path / "plain", workers=1, rules=RULES, scorer=description_scorer,
+                          progress=False, masks=False, qc=False)
+    assert list(plain["series_description"]) == ["CHEST AX DR ROE RICHARD"]  # kept without pseudonyms
+
+
 def source_quoting_scorer(volume, **options):
     """Fails like a reading error does: quoting the series folder (absolute) and a file in it."""
     from imaging.errors import PixelDecodeError

@@ -176,6 +176,18 @@ def test_phantom_percent_opacity_low_severity():
     # than 10 mm, and the partial-volume rim the envelope repair crosses)
     assert s.percent_opacity < 2.0
     assert isinstance(s, ScanScore) and "not_a_chest" not in s.quality_flags
+    assert "coarse_pixels" not in s.quality_flags  # 2.7 mm pixels still suppress vessels
+    assert C.COARSE_PIXEL_MM > 3.1  # the sample data's pixels are not flagged
+
+
+def test_coarse_pixels_flagged():
+    """Pixels over 3.33 mm read healthy phantoms ~5 points high (COARSE_PIXEL_MM): flagged."""
+    from imaging.phantom import make_phantom
+
+    p = make_phantom(shape=(30, 100, 100), spacing_mm=(10.0, 3.6, 3.6), percent_opacity=0.0,
+                     rng=np.random.default_rng(11))
+    s = score_scan(p.volume, opacity_method="density")
+    assert "coarse_pixels" in s.quality_flags
 
 
 def test_lidc_healthy_chest():
