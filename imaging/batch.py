@@ -228,6 +228,20 @@ class _Task:
     settings_hash: str
 
 
+def _content_digest(series: Any) -> str:
+    """16 hex digits naming the series' files by name and size: part of the resume key, so a
+    series scored while its export was still being copied (or mended later) is scored
+    again once its files change, instead of keeping the stale result."""
+    entries = []
+    for path in series.files:
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = -1  # vanished since the scan: the task itself reports it
+        entries.append(f"{Path(path).name}\t{size}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode("utf-8")).hexdigest()[:16]
+
+
 def _flat(value: Any) -> Any:
     """A JSON- and Parquet-friendly scalar for one table cell.
 
@@ -873,7 +887,8 @@ def score_studies(
                 rel += "-" + hashlib.sha256(study.study_uid.encode()).hexdigest()[:8]
             tasks.append(_Task(
                 # the study UID is part of the identity: broken exports reuse series UIDs across studies
-                key=result_key(f"{study.study_uid}/{uid}", settings_hash=s_hash, software_version=version),
+                key=result_key(f"{study.study_uid}/{uid}/{_content_digest(study.chosen)}",
+                               settings_hash=s_hash, software_version=version),
                 series=study.chosen,
                 scorer=s_name, options=options, scan_dir=None if out_path is None else str(out_path / rel),
                 rel_dir=rel, artifacts=wanted if out_path is not None else (),

@@ -124,6 +124,31 @@ def test_rerun_is_a_resume_and_new_settings_rescore(tmp_path: Path) -> None:
     assert (fourth["settings"] == '{"threshold_hu": -600.0}').all()
 
 
+def test_series_whose_files_changed_is_scored_again(tmp_path: Path) -> None:
+    # a series scored while its export was still being copied kept its partial result
+    import shutil
+
+    staged = tmp_path / "staged"
+    files = sorted(write_series(staged, patient_id="PID-C", study_key="v0", series_key="ax",
+                                study_date="20200301", hu=chest_hu((8, 24, 24))))
+    series = tmp_path / "in" / "P" / "ax"
+    series.mkdir(parents=True)
+    for f in files[:5]:  # the copy is half done: 5 of 8 slices
+        shutil.copy2(f, series / f.name)
+    out = tmp_path / "out"
+    first = score_studies(series.parents[1], out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                          qc=False, masks=False)
+    for f in files[5:]:
+        shutil.copy2(f, series / f.name)
+    second = score_studies(series.parents[1], out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                           qc=False, masks=False)
+    assert second.attrs["summary"]["n_scored"] == 1 and second.attrs["summary"]["n_resumed"] == 0
+    assert second["lung_volume_ml"].iloc[0] > first["lung_volume_ml"].iloc[0]
+    third = score_studies(series.parents[1], out=out, workers=1, rules=RULES, scorer=toy_scorer, progress=False,
+                          qc=False, masks=False)
+    assert third.attrs["summary"]["n_resumed"] == 1  # unchanged files: resumed as before
+
+
 def test_killed_run_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
     root = _tree(tmp_path / "in", n_patients=4)
     env = {**os.environ, "PYTHONPATH": str(REPO), "CHESTCT_TEST_DELAY_S": "0.5"}
