@@ -257,6 +257,10 @@ def _decode_error(h: SliceHeader, exc: BaseException, read_warnings: list[str]) 
     return PixelDecodeError(f"{where}: {exc}")
 
 
+def _vanished(h: SliceHeader) -> PixelDecodeError:
+    return PixelDecodeError(f"{h.path}: file vanished since the folder was scanned (moved or deleted while reading)")
+
+
 def _read_frames(h: SliceHeader) -> np.ndarray:
     """Stored pixel values of every frame of one file, shape (frames, rows, columns)."""
     n = max(1, h.n_frames)
@@ -270,6 +274,8 @@ def _read_frames(h: SliceHeader) -> np.ndarray:
             )
         try:
             raw = np.fromfile(h.path, dtype=dtype, count=count, offset=h.pixel_offset)
+        except FileNotFoundError as exc:
+            raise _vanished(h) from exc
         except OSError as exc:
             raise PixelDecodeError(f"{h.path}: cannot read pixel data: {exc}") from exc
         if raw.size != count:
@@ -284,6 +290,8 @@ def _read_frames(h: SliceHeader) -> np.ndarray:
         try:
             ds = pydicom.dcmread(h.path)
             arr = ds.pixel_array
+        except FileNotFoundError as exc:
+            raise _vanished(h) from exc
         except (RuntimeError, NotImplementedError, ValueError, OSError, EOFError, KeyError, AttributeError,
                 TypeError) as exc:
             raise _decode_error(h, exc, [str(w.message) for w in caught]) from exc

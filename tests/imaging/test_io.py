@@ -308,6 +308,14 @@ def test_truncated_file_is_reported_and_refused_by_name(tmp_path):
         load_scan(tmp_path / "s")
 
 
+def test_file_deleted_after_the_scan_is_named_as_vanished(tmp_path):
+    paths, _, _, _ = write_series(tmp_path / "s")
+    series = find_series(tmp_path / "s").series[0]
+    paths[2].unlink()  # e.g. an export folder cleaned while the batch runs
+    with pytest.raises(PixelDecodeError, match=f"{paths[2].name}: file vanished"):
+        load_scan(series)
+
+
 def test_file_cut_inside_the_header_is_skipped_as_unreadable(tmp_path):
     paths, _, _, _ = write_series(tmp_path / "s", n=6, z0=0.0)
     paths[5].write_bytes(paths[5].read_bytes()[:300])
