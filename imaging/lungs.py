@@ -18,6 +18,8 @@ Methods (``segment_lungs(method=...)``):
        are not lung;
     4. the lungs are separated where they touch (erosion until two components appear,
        then a distance-ordered flood back into the mask); right = smaller patient x;
+       when both parts lie on one side of the body's midline they are one lung
+       (pneumonectomy, collapse) and are labelled whole by that side;
     5. dense disease is put back: on each axial slice and for each lung, holes are
        filled (vessels, nodules, central consolidation) and concavities of the outline
        (convex hull minus lung, bone excluded) are filled when they lie laterally, or
@@ -90,6 +92,8 @@ __all__ = [
     "lung_zones",
     "split_lungs",
     "union_with_learned",
+    "check_finite_hu",
+    "body_midline_x",
     "LUNG_METHODS",
     "AUTO_METHOD",
     "ZONE_CODES",
@@ -236,7 +240,7 @@ def _grow_airway(low: np.ndarray, candidates: np.ndarray, seed: np.ndarray, voxe
     return None
 
 
-def split_lungs(mask: np.ndarray, *, spacing_mm: Sequence[float]) -> np.ndarray:
+def split_lungs(mask: np.ndarray, *, spacing_mm: Sequence[float], midline_x: float | None = None) -> np.ndarray:
     """Split a (canonical) lung mask into right (1) and left (2) lungs.
 
     Parameters
@@ -246,6 +250,11 @@ def split_lungs(mask: np.ndarray, *, spacing_mm: Sequence[float]) -> np.ndarray:
         left).
     spacing_mm : (3,) float
         Voxel spacing (z, y, x), mm.
+    midline_x : float, optional
+        Column (canonical x index) of the body's sagittal midline.  When given and the
+        two parts found both have their centre on the same side of it, the mask is one
+        lung (pneumonectomy, a collapsed or unseen lung: its parts are lobes or halves,
+        not right and left) and is labelled whole as the lung of that side.
 
     Returns
     -------
@@ -259,7 +268,7 @@ def split_lungs(mask: np.ndarray, *, spacing_mm: Sequence[float]) -> np.ndarray:
     the mask is eroded (up to 8 times) until it falls into two substantial parts, which
     are then flooded back into the mask in order of distance.  If that fails (a single
     lung, or lungs fused over a long stretch) the mask is cut at the sagittal plane
-    through its centre of mass.
+    through its centre of mass, unless ``midline_x`` shows it to be one lung.
 
     Examples
     --------
@@ -267,10 +276,15 @@ def split_lungs(mask: np.ndarray, *, spacing_mm: Sequence[float]) -> np.ndarray:
     >>> lab = split_lungs(m, spacing_mm=(5.0, 10.0, 10.0))
     >>> int(lab[0, 4, 3]), int(lab[0, 4, 15])
     (1, 2)
+    >>> one = np.zeros((4, 10, 20), bool); one[:, 2:8, 11:18] = True   # a left lung alone
+    >>> np.unique(split_lungs(one, spacing_mm=(5.0, 10.0, 10.0), midline_x=9.5)).tolist()
+    [0, 2]
     """
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 3:
         raise ValueError(f"mask must be a 3-D (z, y, x) array, got shape {mask.shape}")
+    if midline_x is not None and not np.isfinite(midline_x):
+        raise ValueError(f"midline_x must be a finite column index or None, got {midline_x!r}")
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
     out = np.zeros(mask.shape, dtype=np.uint8)
     if not mask.any():
@@ -304,11 +318,19 @@ def split_lungs(mask: np.ndarray, *, spacing_mm: Sequence[float]) -> np.ndarray:
         else:
             right, left = parts
         rest = keep[1:]
+    if midline_x is not None and right.any() and left.any():
+        xr, xl = x_centre(right), x_centre(left)
+        if (xr < midline_x) == (xl < midline_x):  # both parts on one side: one lung
+            one, none = right | left, np.zeros_like(right)
+            right, left = (one, none) if xr < midline_x else (none, one)
     out[right] = RIGHT
     out[left] = LEFT
     if rest:
         xr, xl = x_centre(out == RIGHT), x_centre(out == LEFT)
-        mid = 0.5 * (xr + xl) if (out == LEFT).any() and (out == RIGHT).any() else mask.shape[2] / 2
+        if (out == LEFT).any() and (out == RIGHT).any():
+            mid = 0.5 * (xr + xl)
+        else:
+            mid = mask.shape[2] / 2 if midline_x is None else midline_x
         for i in rest:
             comp = lab == i
             out[comp] = RIGHT if x_centre(comp) < mid else LEFT
@@ -360,6 +382,52 @@ def _erosion_split(main: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]
         full_b[box] = b
         return (full_a, full_b) if xa < xb else (full_b, full_a)
     return None
+
+
+def _body_midline_x(body: np.ndarray, lungs: np.ndarray) -> float | None:
+    """Column of the body's sagittal midline: the median, over the slices holding lung,
+    of the centre of the body's extent on the image rows that hold lung (the table below
+    left out); slices where that extent touches the image's side edges are skipped (body
+    cut by the field of view).  None when no slice qualifies."""
+    centres = []
+    for z in np.flatnonzero(lungs.any(axis=(1, 2))):
+        rows = lungs[z].any(axis=1)
+        cols = np.flatnonzero(body[z][rows].any(axis=0))
+        if cols.size and cols[0] > 0 and cols[-1] < body.shape[2] - 1:
+            centres.append(0.5 * (cols[0] + cols[-1]))
+    return float(np.median(centres)) if centres else None
+
+
+def body_midline_x(hu: np.ndarray, lungs: np.ndarray, *, spacing_mm: Sequence[float]) -> float | None:
+    """Column of the body's sagittal midline in a canonical volume (for :func:`split_lungs`).
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) ndarray
+        CT in HU, canonical orientation.
+    lungs : (Z, Y, X) bool ndarray
+        Lung voxels (both lungs, any labels > 0).
+    spacing_mm : (3,) float
+        Voxel spacing (z, y, x), mm.
+
+    Returns
+    -------
+    float or None
+        Column index, found as in the classical lung mask (body = all but the air
+        touching the image edge, at ``LUNG_WORKING_SPACING_MM``); None when the body is
+        cut by the image's side edges on every lung slice.
+
+    Examples
+    --------
+    >>> hu = np.full((4, 20, 40), -1000, np.int16); hu[:, 2:18, 5:31] = 40
+    >>> body_midline_x(hu, hu > 0, spacing_mm=(1.0, 1.0, 1.0))
+    17.5
+    """
+    factors = _working_factors(spacing_mm, C.LUNG_WORKING_SPACING_MM)
+    low = _block_mean(hu, factors)
+    _, body = _inside_air(low, C.HU_LUNG_THRESHOLD)
+    mid = _body_midline_x(body, _block_mean(np.asarray(lungs, dtype=bool), factors) >= 0.5)
+    return None if mid is None else (mid + 0.5) * factors[2] - 0.5
 
 
 def _body_radius(body: np.ndarray) -> np.ndarray:
@@ -644,7 +712,7 @@ def _classical_canonical(hu: np.ndarray, spacing: Sequence[float], *, threshold_
         airway = _grow_airway(low, cand, seed, voxel_ml)
         if airway is not None:
             cand &= ~ndi.binary_dilation(airway, structure=ndi.generate_binary_structure(3, 1))
-    labels = split_lungs(cand, spacing_mm=ls)
+    labels = split_lungs(cand, spacing_mm=ls, midline_x=_body_midline_x(body, cand))
     labels = _repair(labels, low, body, ls)
     if envelope:
         within = None if learned is None else _block_mean(learned.astype(np.float32), factors) >= 0.5
@@ -660,7 +728,9 @@ def _model_canonical(hu: np.ndarray, spacing: Sequence[float], *, working_spacin
     factors = _working_factors(spacing, working_spacing_mm)
     low = _block_mean(mask.astype(np.float32), factors) >= 0.5
     ls = tuple(s * f for s, f in zip(spacing, factors))
-    lab = _upsample_labels(split_lungs(low, spacing_mm=ls), factors, hu.shape)
+    midline = body_midline_x(hu, mask, spacing_mm=spacing) if low.any() else None
+    lab = _upsample_labels(split_lungs(low, spacing_mm=ls, midline_x=None if midline is None
+                                       else (midline + 0.5) / factors[2] - 0.5), factors, hu.shape)
     out = np.where(mask, lab, 0).astype(np.uint8)
     # model voxels whose low-res block fell outside: side of the sagittal midline
     orphan = mask & (out == 0)
@@ -669,10 +739,48 @@ def _model_canonical(hu: np.ndarray, spacing: Sequence[float], *, working_spacin
         r, l = out == RIGHT, out == LEFT
         xr = (r.sum(axis=(0, 1)) * xs).sum() / max(r.sum(), 1)
         xl = (l.sum(axis=(0, 1)) * xs).sum() / max(l.sum(), 1)
-        mid = 0.5 * (xr + xl) if r.any() and l.any() else hu.shape[2] / 2
+        if r.any() and l.any():
+            mid = 0.5 * (xr + xl)
+        else:  # one lung: the body's midline when known
+            mid = hu.shape[2] / 2 if midline is None else midline
         side = np.where(xs < mid, RIGHT, LEFT).astype(np.uint8)
         out[orphan] = np.broadcast_to(side, hu.shape)[orphan]
     return out
+
+
+def check_finite_hu(volume: CTVolume) -> None:
+    """Raise :class:`~imaging.errors.NotCTVolumeError` when ``volume.hu`` holds NaN or
+    infinite voxels (a reader or resampler fault): they would silently drop out of the
+    lung mask and the percents instead of being scored.
+
+    Parameters
+    ----------
+    volume : CTVolume
+        Integer volumes pass without a look; float ones are checked voxel by voxel.
+
+    Raises
+    ------
+    NotCTVolumeError
+        With the count of non-finite voxels and the (z, y, x) index of the first.
+
+    Examples
+    --------
+    >>> hu = np.zeros((2, 3, 3), np.float32); hu[1, 2, 0] = np.nan
+    >>> check_finite_hu(CTVolume(hu, (1.0, 1.0, 1.0)))
+    Traceback (most recent call last):
+    ...
+    imaging.errors.NotCTVolumeError: volume.hu holds 1 NaN / infinite voxel(s) (first at z, y, x = 1, 2, 0): fill them (e.g. with -1024 HU, air) before scoring
+    """
+    hu = volume.hu
+    if not np.issubdtype(hu.dtype, np.floating) or np.isfinite(hu).all():
+        return
+    from imaging.errors import NotCTVolumeError
+
+    bad = ~np.isfinite(hu)
+    first = ", ".join(str(int(i)) for i in np.unravel_index(int(np.argmax(bad)), hu.shape))
+    raise NotCTVolumeError(
+        f"volume.hu holds {int(np.count_nonzero(bad))} NaN / infinite voxel(s) (first at z, y, x = {first}): "
+        "fill them (e.g. with -1024 HU, air) before scoring")
 
 
 def model_available() -> bool:
@@ -734,6 +842,7 @@ def segment_lungs(
         raise ValueError(f"threshold_hu must be finite, got {threshold_hu}")
     if not working_spacing_mm > 0:
         raise ValueError(f"working_spacing_mm must be > 0, got {working_spacing_mm}")
+    check_finite_hu(volume)
     perm, flips = canonical_axes(volume.direction)
     hu = np.ascontiguousarray(to_canonical(volume.hu, perm, flips))
     spacing = tuple(volume.spacing_mm[p] for p in perm)

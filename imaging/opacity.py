@@ -215,6 +215,10 @@ def density_bands(
         raise ValueError(f"lung_mask shape {lung.shape} differs from hu shape {hu.shape}")
     if len(spacing_mm) != 3 or min(spacing_mm) <= 0:
         raise ValueError(f"spacing_mm must be 3 positive numbers (z, y, x), got {spacing_mm}")
+    if np.issubdtype(hu.dtype, np.floating) and not np.isfinite(hu[lung]).all():
+        # NaN fails every band test: it would count as lung yet in no band
+        raise ValueError(f"hu holds {int(np.count_nonzero(~np.isfinite(hu[lung])))} NaN / infinite "
+                         "voxel(s) inside lung_mask")
     if not ggo_min_hu < consolidation_min_hu <= vessel_min_hu:
         raise ValueError(
             "need ggo_min_hu < consolidation_min_hu <= vessel_min_hu, got "

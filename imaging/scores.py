@@ -47,6 +47,7 @@ from imaging.lungs import (
     LUNG_METHODS,
     RIGHT,
     ZONE_NAMES,
+    check_finite_hu,
     lung_zones,
     model_available,
     segment_lungs,
@@ -265,25 +266,61 @@ def _value_stats(values: np.ndarray) -> dict[str, float]:
         return {k: float("nan") for k in ("mean", "sd", "p10", "p50", "p90")}
     mean = float(values.mean(dtype=np.float64))
     sd = float(np.sqrt(max(0.0, float(np.square(values, dtype=np.float64).mean()) - mean * mean)))
-    if np.issubdtype(values.dtype, np.integer):
+    # (not for a span beyond 16-bit values: one corrupt int32 / int64 voxel would make
+    # the histogram gigabytes long)
+    if np.issubdtype(values.dtype, np.integer) and int(values.max()) - int(values.min()) <= 1 << 16:
         lo = int(values.min())
         cum = np.cumsum(np.bincount((values.astype(np.int64) - lo).ravel()))
         pct = {f"p{q}": float(lo + np.searchsorted(cum, q / 100.0 * values.size)) for q in (10, 50, 90)}
-    else:
-        pct = {f"p{q}": float(np.percentile(values, q)) for q in (10, 50, 90)}
+    else:  # integers: the same lower-nearest rank as the histogram
+        method = "inverted_cdf" if np.issubdtype(values.dtype, np.integer) else "linear"
+        pct = {f"p{q}": float(np.percentile(values, q, method=method)) for q in (10, 50, 90)}
     return {"mean": mean, "sd": sd, **pct}
 
 
-def _fov_cut(labels: np.ndarray) -> bool:
-    """Lungs touch the first / last slice or the in-plane border (labels in canonical order)."""
+def _fov_cut(labels: np.ndarray, hu: np.ndarray, spacing_mm: Sequence[float]) -> bool:
+    """Lungs cut by the field of view (labels, HU and spacing in canonical order).
+
+    Lungs touch the first / last slice or the in-plane border, or lung air was cut off
+    in-plane: air connected to the image's edge (or to the padding outside the
+    reconstruction circle) on its slice, lying directly above or below lung.  The lung
+    mask leaves out air touching the edge (outside air), so a lung running out of the
+    image on some slices is simply missing there; an intact chest has body between
+    outside air and every lung voxel.  The in-plane test runs on the lung mask's own
+    working grid (:func:`imaging.lungs.segment_lungs`: ``LUNG_WORKING_SPACING_MM``,
+    air < ``HU_LUNG_THRESHOLD``), where a lung grazing the edge is connected to it.
+    Each measure is compared with ``FOV_CUTOFF_FRACTION`` of the largest lung slice area.
+    """
+    import cv2
+
+    from imaging.lungs import _block_mean, _working_factors
+
     lung = labels > 0
     areas = lung.sum(axis=(1, 2))
     biggest = areas.max() if areas.size else 0
     if biggest == 0:
         return False
-    ends = max(areas[0], areas[-1]) > C.FOV_CUTOFF_FRACTION * biggest
+    limit = C.FOV_CUTOFF_FRACTION * biggest
+    ends = max(areas[0], areas[-1]) > limit
     ring = int(lung[:, [0, -1], :].sum() + lung[:, :, [0, -1]].sum())
-    return bool(ends or ring > C.FOV_CUTOFF_FRACTION * biggest)
+    if ends or ring > limit:
+        return True
+    factors = _working_factors(spacing_mm, C.LUNG_WORKING_SPACING_MM)
+    air = _block_mean(hu, factors) < C.HU_LUNG_THRESHOLD
+    lung = _block_mean(lung, factors) >= 0.5
+    limit = C.FOV_CUTOFF_FRACTION * lung.sum(axis=(1, 2)).max()
+    next_to_lung = np.zeros_like(lung)
+    next_to_lung[1:] |= lung[:-1]
+    next_to_lung[:-1] |= lung[1:]
+    candidates = air & next_to_lung & ~lung
+    cut = 0
+    for z in np.flatnonzero(candidates.any(axis=(1, 2))):
+        _, comp = cv2.connectedComponents(air[z].astype(np.uint8), connectivity=4)
+        edge = np.union1d(np.unique(comp[[0, -1], :]), np.unique(comp[:, [0, -1]]))
+        cut += int(np.count_nonzero(np.isin(comp[candidates[z]], edge[edge > 0])))
+        if cut > limit:
+            return True
+    return False
 
 
 def save_masks(volume: CTVolume, masks: Mapping[str, np.ndarray], folder: str | os.PathLike[str], *,
@@ -397,7 +434,7 @@ def _given_lung_labels(lung_labels: Any, volume: CTVolume) -> np.ndarray:
     and 2 is refused: a 0 / 255 mask or other label codes would otherwise be counted as
     "left lung" yet fall in no zone.
     """
-    from imaging.lungs import split_lungs
+    from imaging.lungs import body_midline_x, split_lungs
 
     labels = np.asarray(lung_labels)
     if labels.shape != volume.shape:
@@ -405,12 +442,15 @@ def _given_lung_labels(lung_labels: Any, volume: CTVolume) -> np.ndarray:
     if labels.dtype == np.bool_:
         perm, flips = canonical_axes(volume.direction)
         mask = np.ascontiguousarray(to_canonical(labels, perm, flips))
-        split = split_lungs(mask, spacing_mm=tuple(volume.spacing_mm[p] for p in perm))
+        spacing = tuple(volume.spacing_mm[p] for p in perm)
+        # the body's midline tells one lung alone (pneumonectomy) from two
+        midline = body_midline_x(to_canonical(volume.hu, perm, flips), mask, spacing_mm=spacing) if mask.any() else None
+        split = split_lungs(mask, spacing_mm=spacing, midline_x=midline)
         rest = mask & (split == 0)  # small parts split_lungs drops: every given voxel counts
         if rest.any():
             cols = [np.nonzero(split == side)[2] for side in (RIGHT, LEFT)]
             mid = (0.5 * (cols[0].mean() + cols[1].mean()) if all(c.size for c in cols)
-                   else mask.shape[2] / 2)  # canonical: column index grows to the patient's left
+                   else mask.shape[2] / 2 if midline is None else midline)  # columns grow to the patient's left
             split[rest] = np.where(np.nonzero(rest)[2] < mid, RIGHT, LEFT)
         return from_canonical(split, perm, flips)
     if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
@@ -526,6 +566,7 @@ def score_scan(
         volume = load_scan(volume_or_path)
     else:
         raise TypeError(f"volume_or_path must be a CTVolume or a path, got {type(volume_or_path).__name__}")
+    check_finite_hu(volume)  # also with lung_labels given (no segment_lungs call)
 
     method = _resolve_opacity_method(opacity_method)
     resolved_lungs = AUTO_METHOD if lung_method == "auto" else lung_method
@@ -565,13 +606,20 @@ def score_scan(
         "not_a_chest_max_lung_ml": C.NOT_A_CHEST_MAX_LUNG_ML,
     }
     if lung_ml < C.NOT_A_CHEST_MAX_LUNG_ML:
+        n_slices = volume.shape[perm[0]]
         message = (f"{volume.info.source or 'scan'}: no chest to score: lungs found total "
-                   f"{lung_ml:.0f} mL (< {C.NOT_A_CHEST_MAX_LUNG_ML:.0f} mL); check that the "
-                   "series is a chest CT covering the lungs")
+                   f"{lung_ml:.0f} mL (< {C.NOT_A_CHEST_MAX_LUNG_ML:.0f} mL) in {n_slices} slice(s) "
+                   f"covering {n_slices * z_spacing:g} mm; check that the series is a chest CT "
+                   "covering the lungs")
         lowest, highest = float(np.min(volume.hu)), float(np.max(volume.hu))
-        if lowest > -500:  # no air anywhere: e.g. stored pixel values without RescaleSlope/Intercept
-            message += (f" and that its voxels are in HU (they span {lowest:g} to {highest:g}; "
-                        "air is about -1000 HU)")
+        lowest_not_padding = lowest
+        if lowest <= -1024:  # the field-of-view padding (one value, e.g. stored -1024 or -2000) aside
+            above = [float(sl[sl > lowest].min()) for sl in volume.hu if (sl > lowest).any()]
+            lowest_not_padding = min(above, default=lowest)
+        if lowest_not_padding > -500:  # no air anywhere: e.g. stored pixel values without RescaleSlope/Intercept
+            padding = f" besides {lowest:g} (padding)" if lowest_not_padding != lowest else ""
+            message += (f" and that its voxels are in HU (they span {lowest_not_padding:g} to {highest:g}"
+                        f"{padding}; air is about -1000 HU)")
         if on_not_chest == "raise":
             raise NotAChestError(message)
         flags.append("not_a_chest")
@@ -630,7 +678,7 @@ def score_scan(
     lo, hi = C.LUNG_VOLUME_PLAUSIBLE_ML
     if not lo <= lung_ml <= hi:
         flags.append("implausible_lung_volume")
-    if _fov_cut(to_canonical(labels, perm, flips)):
+    if _fov_cut(to_canonical(labels, perm, flips), to_canonical(hu, perm, flips), canonical_spacing):
         flags.append("lungs_cut_off_by_fov")
     right_ml = int(np.count_nonzero(labels[box] == RIGHT)) * vox_ml
     left_ml = lung_ml - right_ml

@@ -55,6 +55,49 @@ def test_split_lungs_separates_touching_lungs():
     assert (lab[:, :, 27:][m[:, :, 27:]] == LEFT).all()
 
 
+@pytest.mark.parametrize("kept", [RIGHT, LEFT])
+def test_one_lung_alone_is_not_cut_into_right_and_left(kept):
+    # pneumonectomy: the other lung replaced by soft tissue.  The single lung used to be
+    # cut at its centre of mass into a "right" and a "left" half (about 50 / 50 %), so
+    # one_lung_missing never fired and every zone score was wrong.
+    toy = make_toy(rng=np.random.default_rng(3), consolidation=False)
+    hu = toy.volume.hu.copy()
+    hu[toy.lungs == (LEFT if kept == RIGHT else RIGHT)] = 40
+    lab = segment_lungs(CTVolume(hu, toy.volume.spacing_mm))
+    assert set(np.unique(lab).tolist()) == {0, kept}
+    assert dice(lab > 0, toy.lungs == kept) > 0.97
+    # the same patient stored with columns running left -> right: same anatomy
+    flipped = CTVolume(hu[:, :, ::-1].copy(), toy.volume.spacing_mm, direction=np.diag([-1.0, 1.0, 1.0]))
+    assert set(np.unique(segment_lungs(flipped)).tolist()) == {0, kept}
+
+
+def test_learned_mask_of_one_lung_is_not_cut_into_right_and_left(monkeypatch):
+    # method="model": a learned mask holding one lung was cut at its centre of mass too
+    # (real chest, left lung removed: 799 / 892 thousand voxels right / left, now 1655 / 36)
+    import models.inference as inference
+
+    toy = make_toy(rng=np.random.default_rng(3), consolidation=False)
+    hu = toy.volume.hu.copy()
+    hu[toy.lungs == LEFT] = 40
+    monkeypatch.setattr(inference, "predict_lungs_and_opacity",
+                        lambda h, spacing_mm: (toy.lungs == RIGHT, np.zeros(h.shape, np.uint8)))
+    lab = segment_lungs(CTVolume(hu, toy.volume.spacing_mm), method="model")
+    assert np.array_equal(lab, np.where(toy.lungs == RIGHT, RIGHT, 0))
+
+
+def test_split_lungs_midline_keeps_two_lungs_apart():
+    m = np.zeros((6, 20, 40), bool)
+    m[:, 4:16, 4:16] = True
+    m[:, 4:16, 24:36] = True
+    both = split_lungs(m, spacing_mm=(5.0, 5.0, 5.0), midline_x=19.5)
+    assert np.array_equal(both, split_lungs(m, spacing_mm=(5.0, 5.0, 5.0)))
+    # both parts right of the midline (columns < midline_x): one (right) lung
+    one = split_lungs(m, spacing_mm=(5.0, 5.0, 5.0), midline_x=38.0)
+    assert set(np.unique(one).tolist()) == {0, RIGHT} and (one[m] == RIGHT).all()
+    with pytest.raises(ValueError, match="midline_x"):
+        split_lungs(m, spacing_mm=(5.0, 5.0, 5.0), midline_x=float("nan"))
+
+
 def _ringed_chest(rng):
     """Two lungs inside a bone ring; -30 HU consolidation as a crescent between the right
     lung and the ring (lung: a convex chest wall, no outline concavity) and as a

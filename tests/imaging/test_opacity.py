@@ -94,6 +94,17 @@ def test_argument_checks():
         suppress_vessels(lung, spacing_mm=(1, 1, 1), radius_mm=-1)
 
 
+def test_nan_inside_the_lung_is_refused_not_dropped():
+    # NaN fails every band test: it counted as lung (the denominator) yet in no band
+    hu, lung = _lung_block()
+    hu = hu.astype(np.float32)
+    hu[~lung] = np.nan  # outside the lung: harmless
+    density_bands(hu, lung)
+    hu[lung.nonzero()[0][0], lung.nonzero()[1][0], lung.nonzero()[2][0]] = np.nan
+    with pytest.raises(ValueError, match="hu holds 1 NaN / infinite voxel"):
+        density_bands(hu, lung)
+
+
 def test_regrowth_restores_lesion_edges_but_not_vessel_trees():
     m = np.zeros((1, 60, 60), bool)
     m[0, 10:30, 10:30] = True        # lesion

@@ -101,6 +101,75 @@ def test_not_a_chest_raises_or_flags_never_zero():
     assert math.isnan(s.as_dict()["percent_opacity_left_lower"])
 
 
+def test_nan_voxels_are_a_clear_error_not_a_smaller_lung():
+    # NaN voxels used to drop silently out of the lung mask (two NaN slices of a real chest:
+    # lung 3795 -> 3699 mL, PO 0.49 -> 0.54 %, no flag)
+    from imaging.errors import NotCTVolumeError
+
+    toy = make_toy(rng=np.random.default_rng(7), consolidation=False)
+    hu = toy.volume.hu.astype(np.float32)
+    hu[12, 30:33, 20:23] = np.nan
+    v = toy.volume.with_hu(hu)
+    with pytest.raises(NotCTVolumeError, match=r"9 NaN / infinite voxel\(s\) \(first at z, y, x = 12, 30, 20\)"):
+        score_scan(v)
+    with pytest.raises(NotCTVolumeError, match="NaN / infinite"):
+        score_scan(v, lung_labels=toy.lungs)
+    hu[12, 30:33, 20:23] = -850.0
+    assert score_scan(toy.volume.with_hu(hu)).lung_volume_ml > 0  # float32 without NaN: fine
+
+
+def test_lung_cut_by_the_side_of_the_image_is_flagged():
+    # the lung mask leaves out air touching the image edge, so a lung running out of the
+    # image was simply missing on those slices and lungs_cut_off_by_fov never fired
+    # (real chest cropped between the lungs: 526 mL, flags only implausible_lung_volume)
+    toy = make_toy(rng=np.random.default_rng(4), consolidation=False)
+    assert "lungs_cut_off_by_fov" not in score_scan(toy.volume).quality_flags
+    cropped = CTVolume(toy.volume.hu[:, :, 18:].copy(), toy.volume.spacing_mm)  # through the right lung
+    assert "lungs_cut_off_by_fov" in score_scan(cropped).quality_flags
+    prone = CTVolume(cropped.hu[:, ::-1].copy(), cropped.spacing_mm, direction=np.diag([1.0, -1.0, 1.0]))
+    assert "lungs_cut_off_by_fov" in score_scan(prone).quality_flags
+
+
+def test_not_a_chest_message_names_coverage_and_unrescaled_values_behind_padding():
+    # stored values with the scanner's field-of-view padding (-1024, as in LIDC's raw
+    # pixels) used to hide the "not in HU" hint, and a 3-slice chest read "no chest" only
+    toy = make_toy(rng=np.random.default_rng(8), consolidation=False)
+    raw = (toy.volume.hu.astype(np.int32) + 1024).astype(np.int16)
+    raw[:, :, :3] = -1024  # padding outside the reconstruction circle
+    with pytest.raises(NotAChestError, match=r"in 26 slice\(s\) covering 130 mm; .* voxels are in HU "
+                                             r"\(they span -?\d+ to \d+ besides -1024 \(padding\)"):
+        score_scan(CTVolume(raw, toy.volume.spacing_mm))
+    few = CTVolume(toy.volume.hu[10:12].copy(), toy.volume.spacing_mm)
+    with pytest.raises(NotAChestError, match=r"in 2 slice\(s\) covering 10 mm; check") as err:
+        score_scan(few)
+    assert "in HU" not in str(err.value)
+
+
+def test_corrupt_huge_integer_voxel_in_the_lung_does_not_exhaust_memory():
+    # the lung HU percentiles came from a histogram spanning min..max: one int64 voxel at
+    # 2**50 asked for an 8 PiB array (MemoryError; 1e9 in int32 would take 8 GB)
+    toy = make_toy(rng=np.random.default_rng(9), consolidation=False)
+    hu = toy.volume.hu.astype(np.int64)
+    z, y, x = np.argwhere(toy.lungs == 1)[0]
+    hu[z, y, x] = 2**50
+    s = score_scan(toy.volume.with_hu(hu), lung_labels=toy.lungs)
+    ref = score_scan(toy.volume, lung_labels=toy.lungs)
+    assert s.lung_hu_p50 == ref.lung_hu_p50 and s.lung_hu_p10 == ref.lung_hu_p10
+
+
+def test_boolean_mask_of_one_lung_is_not_split_into_two():
+    # a given boolean mask of a single (left) lung was cut at its centre of mass into a
+    # "right" and a "left" half: one_lung_missing never fired
+    toy = make_toy(rng=np.random.default_rng(10), consolidation=False)
+    hu = toy.volume.hu.copy()
+    hu[toy.lungs == 1] = 40  # right pneumonectomy
+    s = score_scan(toy.volume.with_hu(hu), lung_labels=toy.lungs == 2)
+    assert s.right_lung_volume_ml == 0 and s.left_lung_volume_ml > 300
+    assert "one_lung_missing" in s.quality_flags
+    both = score_scan(toy.volume, lung_labels=toy.lungs > 0)  # two lungs: split as before
+    assert np.array_equal(both.masks["lungs"], toy.lungs)
+
+
 def test_flagged_not_a_chest_honours_keep_masks_and_mask_dir(tmp_path):
     # keep_masks=False used to be ignored and mask_dir silently wrote nothing for flagged scans
     hu = np.full((10, 40, 40), 40, np.int16)
