@@ -70,7 +70,9 @@ def read_table(path: str | os.PathLike[str], *, name: str, dtype: Any = None) ->
     """Read a CSV/TSV or Parquet table; ``patient_id``, ``visit`` and ``arm`` stay text.
 
     The path is kept in ``frame.attrs["source"]`` so that errors about the table name
-    the file.
+    the file.  Spreadsheet-export debris is removed: spaces around column names, columns
+    with no name and no value, rows with no value; a ``;``-separated file's columns
+    written with decimal commas (``12,5``) are read as numbers.
 
     Parameters
     ----------
@@ -93,6 +95,7 @@ def read_table(path: str | os.PathLike[str], *, name: str, dtype: Any = None) ->
     if not os.path.isfile(path):
         raise InvalidTableError(f"{name} table {path!r} does not exist or is not a file")
     suffix = os.path.splitext(path)[1].lower()
+    sep = None
     try:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
@@ -105,8 +108,46 @@ def read_table(path: str | os.PathLike[str], *, name: str, dtype: Any = None) ->
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         if isinstance(exc, InvalidTableError):
             raise
-        raise InvalidTableError(f"{name} table {path!r} could not be read: {exc}") from exc
+        hint = (" (save it as UTF-8, e.g. Excel's 'CSV UTF-8')" if isinstance(exc, UnicodeDecodeError) else "")
+        raise InvalidTableError(f"{name} table {path!r} could not be read: {exc}{hint}") from exc
+    frame = _tidy_spreadsheet_export(frame, f"{name} table {path!r}")
+    if sep == ";" and dtype is None:  # a caller asking for dtype=str wants the text as written
+        frame = _read_decimal_commas(frame)
     frame.attrs["source"] = path
+    return frame
+
+
+_UNNAMED = re.compile(r"^Unnamed: \d+$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+(?:,\d+)?$")
+
+
+def _tidy_spreadsheet_export(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Undo what spreadsheet exports add: spaces around column names, columns with
+    neither a name nor a value, and rows with no value at all (they hold no data)."""
+    names = [str(c).strip() for c in frame.columns]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InvalidTableError(f"{label} has column names that are equal once spaces are removed: {twice}")
+    frame = frame.set_axis(names, axis=1)
+    empty_cols = [c for c in frame.columns if _UNNAMED.match(c) and frame[c].isna().all()]
+    frame = frame.drop(columns=empty_cols)
+    return frame[frame.notna().any(axis=1)].reset_index(drop=True)
+
+
+def _read_decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of a ``;``-separated file written with decimal commas (``12,5``, as
+    spreadsheets in those locales write them) as numbers; only columns whose every value
+    is such a number, so text and decimal-point columns are left as they are."""
+    for col in frame.columns:
+        if col in _TEXT_COLUMNS or pd.api.types.is_numeric_dtype(frame[col]):
+            continue
+        values = frame[col].dropna().astype(str).str.strip()
+        values = values[values != ""]
+        if len(values) and values.map(lambda v: bool(_DECIMAL_COMMA.match(v))).all() \
+                and values.str.contains(",", regex=False).any():
+            text = frame[col].astype("object").where(frame[col].notna(), None)
+            frame[col] = pd.to_numeric(text.map(lambda v: None if v is None or str(v).strip() == ""
+                                                else str(v).strip().replace(",", ".")), errors="coerce")
     return frame
 
 
@@ -177,7 +218,7 @@ def _scan_label(row: pd.Series) -> str:
         value = row.get(key)
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             return f"{key}={value}"
-    return f"row {row.name}"
+    return f"data row {row.name + 1}"  # 1-based, as a spreadsheet user counts them
 
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
@@ -408,7 +449,10 @@ def prepare_scans(
         drop(day.isna(), "bad_date", lambda r: f"{_scan_label(r)}: day {r['day']!r} is not a number")
         scans["day"] = day
     else:
-        dates = parse_study_dates(scans["study_date"], date_format=date_format)
+        try:
+            dates = parse_study_dates(scans["study_date"], date_format=date_format)
+        except InvalidTableError as exc:
+            raise InvalidTableError(f"{_table_label(scores, 'scores')}: {exc}") from exc
         formats = ACCEPTED_DATES if date_format is None else f"{date_format!r} or {ACCEPTED_DATES}"
         drop(dates.isna(), "bad_date",
              lambda r: f"{_scan_label(r)}: study_date {r['study_date']!r} is not a date in {formats}")
@@ -499,7 +543,7 @@ def prepare_arms(
     table = arms.copy()
     table["patient_id"] = _ids(table["patient_id"])
     table = table[table["patient_id"].notna()]
-    check_arm_labels(table["arm"])
+    check_arm_labels(table["arm"], table=_table_label(arms, "arms"))
     table["arm"] = table["arm"].astype("object").where(table["arm"].notna(), None).map(
         lambda v: None if v is None or str(v).strip() == "" else str(v).strip())
     if strata is None:
@@ -511,7 +555,8 @@ def prepare_arms(
     clash = table[table.duplicated("patient_id", keep=False)]
     if not clash.empty:
         detail = "; ".join(f"{pid}: {sorted(map(str, g['arm'].tolist()))}" for pid, g in clash.groupby("patient_id"))
-        raise InvalidTableError(f"arms table gives some patients two arms or strata: {detail}. Keep one row per patient.")
+        raise InvalidTableError(f"{_table_label(arms, 'arms')} gives some patients two arms or strata: {detail}. "
+                                "Keep one row per patient.")
     for col in strata:
         table[col] = table[col].astype("object").where(table[col].notna(), None).map(
             lambda v: None if v is None else str(v))
@@ -523,11 +568,12 @@ def _label_key(label: str) -> str:
     return "".join(str(label).split()).casefold()
 
 
-def check_arm_labels(labels: Any) -> None:
+def check_arm_labels(labels: Any, *, table: str = "arms table") -> None:
     """Refuse arm labels that differ only in case or whitespace (``placebo`` / ``Placebo ``).
 
     They are not merged silently: either they are one arm misspelt (then the analysis
     would split it) or they are meant to differ (then the names are too alike to report).
+    ``table`` names the table in the message (e.g. ``"arms table 'arms.csv'"``).
 
     Raises
     ------
@@ -552,7 +598,7 @@ def check_arm_labels(labels: Any) -> None:
         detail = "; ".join(" / ".join(f"{v!r} ({n} row{'s' if n != 1 else ''})" for v, n in sorted(variants.items()))
                            for variants in clashes)
         raise InvalidTableError(
-            f"arms table: arm labels differ only in case or whitespace: {detail}. "
+            f"{table}: arm labels differ only in case or whitespace: {detail}. "
             "Write each arm exactly one way in the arms table."
         )
 
@@ -656,8 +702,19 @@ def check_scores(scores: pd.DataFrame, metrics: Sequence[str] | str | None,
         numeric = pd.to_numeric(scores[m], errors="coerce")
         if not pd.api.types.is_numeric_dtype(scores[m]) and numeric.notna().sum() < scores[m].notna().sum():
             bad = scores[m][scores[m].notna() & numeric.isna()]
-            raise InvalidTableError(f"scores column {m!r} is not numeric: {len(bad)} value(s) such as {bad.iloc[0]!r} "
-                                    "are not numbers (leave missing values empty)")
+            first = bad.iloc[0]
+            row = int(np.flatnonzero((scores[m].notna() & numeric.isna()).to_numpy())[0]) + 1
+            where = f"data row {row}" + (f", patient_id {scores['patient_id'].iloc[row - 1]!s}"
+                                        if "patient_id" in scores.columns else "")
+            hint = ""
+            if _DECIMAL_COMMA.match(str(first).strip()):
+                hint = ("; a decimal comma? write decimal points (12.5), or separate the columns "
+                        "with ';' so that decimal commas are read")
+            if re.match(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$", str(first).strip()):
+                hint += "; thousands separators? write numbers without them"
+            raise InvalidTableError(f"{_table_label(scores, 'scores')} column {m!r} is not numeric: {len(bad)} "
+                                    f"value(s) such as {first!r} ({where}) are not numbers{hint} "
+                                    "(leave missing values empty)")
     return list(metrics)
 
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import math
+import pickle
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,12 +82,21 @@ _CACHE: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
-def _device(device: str | None) -> "torch.device":
+def _device(device: Any) -> "torch.device":
     import torch
 
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here (torch "
+                         f"{torch.__version__}); use device='cpu' or None")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return dev
 
 
 def load_model(path: str | Path | None = None, *, device: str | None = None) -> "torch.nn.Module":
@@ -96,8 +107,9 @@ def load_model(path: str | Path | None = None, *, device: str | None = None) -> 
     path : path or None
         Checkpoint written by ``scripts/train_opacity.py``; None: the shipped
         ``models/weights/opacity_unet.pt``.
-    device : str or None
-        torch device; None: CUDA when available, else CPU.
+    device : str, torch.device or None
+        torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None: CUDA when available,
+        else CPU.  An unknown device, or CUDA where there is none, is a ValueError.
 
     Returns
     -------
@@ -110,7 +122,9 @@ def load_model(path: str | Path | None = None, *, device: str | None = None) -> 
     FileNotFoundError
         When the checkpoint does not exist.
     ValueError
-        When the file is not an opacity-network checkpoint.
+        When the path is a folder, the file is not a readable opacity-network checkpoint
+        (truncated, another format, weights not matching their recorded configuration,
+        not 1 input channel and 3 classes), or ``device`` is unknown or unavailable.
     """
     import torch
 
@@ -122,16 +136,33 @@ def load_model(path: str | Path | None = None, *, device: str | None = None) -> 
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
+        if p.is_dir():
+            raise ValueError(f"opacity weights {str(p)!r} is a folder; give the checkpoint file "
+                             "(e.g. models/weights/opacity_unet.pt)")
         if not p.is_file():
             raise FileNotFoundError(f"opacity weights {str(p)!r} not found: train them with "
                                     "`python scripts/train_opacity.py`")
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        try:
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError, OSError) as exc:
+            if isinstance(exc, (PermissionError, FileNotFoundError)):
+                raise
+            raise ValueError(f"{str(p)!r} cannot be read as a {CHECKPOINT_FORMAT} checkpoint (truncated or "
+                             f"another kind of file?): {type(exc).__name__}: {exc}") from exc
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{str(p)!r} is not a {CHECKPOINT_FORMAT} checkpoint")
-        cfg = ckpt["config"]
-        net = UNet2D(base=int(cfg["base"]), levels=int(cfg["levels"]),
-                     in_channels=int(cfg["in_channels"]), n_classes=int(cfg["n_classes"]))
-        net.load_state_dict(ckpt["state_dict"])
+        try:
+            cfg = ckpt["config"]
+            net = UNet2D(base=int(cfg["base"]), levels=int(cfg["levels"]),
+                         in_channels=int(cfg["in_channels"]), n_classes=int(cfg["n_classes"]))
+            net.load_state_dict(ckpt["state_dict"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{str(p)!r}: its weights do not match its recorded network config "
+                             f"{ckpt.get('config')!r}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        if (net.config["in_channels"], net.config["n_classes"]) != (1, 3):
+            raise ValueError(f"{str(p)!r} is a network with {net.config['in_channels']} input channel(s) and "
+                             f"{net.config['n_classes']} classes; the opacity model needs 1 and 3 "
+                             "(background, lung, lesion)")
         net.eval().to(dev)
         net.checkpoint_info = {k: v for k, v in ckpt.items() if k != "state_dict"}
         _CACHE[key] = net
@@ -154,8 +185,12 @@ def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> t
         _check_display_levels(arr)
     spacing_yx = None
     if spacing_mm is not None:
-        sp = tuple(float(s) for s in spacing_mm)
-        if len(sp) != arr.ndim or min(sp) <= 0:
+        try:
+            sp = tuple(float(s) for s in spacing_mm)
+        except (TypeError, ValueError):
+            raise ValueError(f"spacing_mm must be {arr.ndim} positive values (mm) for a "
+                             f"{arr.ndim}D array, got {spacing_mm!r}") from None
+        if len(sp) != arr.ndim or not all(math.isfinite(s) and s > 0 for s in sp):
             raise ValueError(f"spacing_mm must be {arr.ndim} positive values (mm) for a "
                              f"{arr.ndim}D array, got {spacing_mm!r}")
         spacing_yx = (sp[-2], sp[-1])
@@ -243,6 +278,10 @@ def predict_classes(
     net = load_model() if model is None else model
     t_les = lesion_threshold(net, kind) if lesion_min_prob is None else float(lesion_min_prob)
     if not 0.0 < t_les < 1.0:
+        if lesion_min_prob is None:
+            raise ValueError(f"the lesion threshold recorded with the weights for kind={kind!r} is {t_les!r}, "
+                             "outside (0, 1): recalibrate them (scripts/train_opacity.py --calibrate-only) "
+                             "or pass lesion_min_prob")
         raise ValueError(f"lesion_min_prob must be in (0, 1), got {lesion_min_prob!r}")
     slices = arr[None] if arr.ndim == 2 else arr
     out = np.empty(slices.shape, dtype=np.uint8)
@@ -521,10 +560,13 @@ def predict_lungs_and_opacity(
     """
     memo = _REUSE.get()
     arr = np.ascontiguousarray(hu)
-    if memo is None or arr.dtype.kind not in "biuf":
+    try:
+        spacing_key = None if spacing_mm is None else tuple(float(s) for s in spacing_mm)
+    except (TypeError, ValueError):
+        spacing_key = "unusable"  # _check_input raises the error that names the argument
+    if memo is None or arr.dtype.kind not in "biuf" or spacing_key == "unusable":
         return _lungs_and_opacity(hu, kind=kind, spacing_mm=spacing_mm)
-    key = (kind, arr.shape, arr.dtype.str,
-           None if spacing_mm is None else tuple(float(s) for s in spacing_mm),
+    key = (kind, arr.shape, arr.dtype.str, spacing_key,
            hashlib.blake2b(memoryview(arr).cast("B")).hexdigest())
     if key not in memo:
         memo[key] = _lungs_and_opacity(arr, kind=kind, spacing_mm=spacing_mm)

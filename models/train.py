@@ -227,6 +227,16 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
         raise ValueError(f"batch must be >= 1, got {config.batch!r}")
     if config.minutes <= 0 and config.steps is None:
         raise ValueError(f"minutes must be > 0 when steps is None, got {config.minutes!r}")
+    if config.steps is not None and config.steps < 1:
+        raise ValueError(f"steps must be >= 1 or None, got {config.steps!r} (it would save an untrained network)")
+    if config.threads < 1:
+        raise ValueError(f"threads must be >= 1, got {config.threads!r}")
+    if not 0.0 <= config.synthetic_fraction <= 1.0:
+        raise ValueError(f"synthetic_fraction must be in [0, 1], got {config.synthetic_fraction!r}")
+    if Path(config.out).is_dir():
+        raise ValueError(f"out {str(config.out)!r} is a folder; give the checkpoint file to write")
+    if config.init and not Path(config.init).is_file():
+        raise FileNotFoundError(f"init checkpoint {str(config.init)!r} not found")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

@@ -174,7 +174,8 @@ def run_lungmask(venv: Path, series_folder: Path) -> dict[str, Any]:
 
 
 def _child(path: Path, opacity_method: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_stages", str(path),
+    # absolute: the child runs in the repository folder, a relative path would point there
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_stages", str(Path(path).resolve()),
                            "--opacity", opacity_method],
                           capture_output=True, text=True, check=False, cwd=REPO)
     if done.returncode != 0:
@@ -239,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--_stages", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"argument --workers: must be >= 1, got {args.workers}")
     if args._stages is not None:  # child process: one scan
         print(json.dumps(run_stages(args._stages, opacity_method=args.opacity)))
         return 0
@@ -269,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(render(results))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        from imaging.outputs import atomic_write_json
+
+        atomic_write_json(args.json, results)
     return 0
 
 

@@ -113,17 +113,29 @@ def main(argv: list[str] | None = None) -> int:
     if not folder.exists():
         print(f"benchmark_reading: error: {folder} does not exist (real data is in ../shared/data)", file=sys.stderr)
         return 2
+    if not folder.is_dir():
+        print(f"benchmark_reading: error: --series {folder} is not a folder (give a DICOM series folder)",
+              file=sys.stderr)
+        return 2
+    # absolute: the readers run in child processes started in the repository folder
+    folder = _find_series_folder(folder.resolve())
     if args.repeat < 1:
         print(f"benchmark_reading: error: --repeat must be >= 1, got {args.repeat}", file=sys.stderr)
         return 2
     for f in folder.iterdir():  # warm the page cache for both readers
-        f.read_bytes()
+        if f.is_file():
+            f.read_bytes()
     runs: dict[str, list[dict]] = {"load_scan": [], "sitk": []}
     for _ in range(args.repeat):
         for method in runs:
-            runs[method].append(_run_child(method, folder))
+            try:
+                runs[method].append(_run_child(method, folder))
+            except subprocess.CalledProcessError as exc:
+                last = (exc.stderr or "").strip().splitlines()[-1:] or ["(no message)"]
+                print(f"benchmark_reading: error: {method} could not read {folder}: {last[0]}", file=sys.stderr)
+                return 1
     print(f"machine: {machine_description()}")
-    print(f"data: {folder} ({len(list(folder.iterdir()))} files)\n")
+    print(f"data: {folder} ({sum(f.is_file() for f in folder.iterdir())} files)\n")
     print("| reader | median s | min s | peak MiB | shape | dtype |")
     print("|---|---|---|---|---|---|")
     med = {}

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         print(f"benchmark_scoring: --repeats must be >= 1, got {args.repeats}", file=sys.stderr)
         return 2
+    if any(n < 8 for n in args.slices):
+        print(f"benchmark_scoring: --slices must be >= 8 each, got {args.slices}", file=sys.stderr)
+        return 2
 
     from imaging.errors import ChestCTError
     from imaging.io import load_scan

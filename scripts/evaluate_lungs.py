@@ -117,6 +117,8 @@ def eval_lidc(data: Path, methods: list[str]) -> list[dict[str, Any]]:
 
     folder = data / "lidc_idri_0001"
     series = sorted(p for p in folder.rglob("*") if p.is_dir() and any(p.glob("*.dcm")))
+    if not series:
+        raise FileNotFoundError(f"no DICOM series under {folder} (skip it with --skip lidc)")
     v = load_scan(series[0])
     rows = []
     for method in methods:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     s = int(a.sum()) + int(b.sum())
@@ -184,7 +186,8 @@ def evaluate_phantoms(*, seeds: tuple[int, ...] = (101, 102, 103, 104),
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA),
+                        help="the shared data folder (default: ../shared/data beside the repository)")
     parser.add_argument("--weights", default=None, help="checkpoint (default: shipped)")
     parser.add_argument("--out", default="runs/eval_opacity.json")
     parser.add_argument("--threads", type=int, default=2)
@@ -193,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["lidc", "covid", "phantoms", "cip"], help="sections to skip")
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"argument --threads: must be >= 1, got {args.threads}")
 
     import torch
 
@@ -221,19 +226,28 @@ def main(argv: list[str] | None = None) -> int:
         results["display_lesion_threshold"] = lesion_threshold(net, "display")
         results["training"] = {k: v for k, v in net.checkpoint_info["training"].items()
                                if k in ("steps", "seconds", "device", "hardware", "synthetic_source")}
+        def present(section: str, path: Path) -> bool:
+            if section in args.skip:
+                return False
+            if not path.exists():
+                print(f"evaluate_opacity: {section} skipped: {path} not found", file=sys.stderr, flush=True)
+                results.setdefault("skipped", {})[section] = f"{path} not found"
+                return False
+            return True
+
         lidc = root / "lidc_idri_0001"
-        if "lidc" not in args.skip and lidc.is_dir():
+        if present("lidc", lidc):
             results.update(evaluate_lidc_and_speed(lidc))
             print("lidc", results["lidc"], "\nspeed", results["speed"], flush=True)
         covid = root / "covid19_ct_slices"
-        if "covid" not in args.skip and covid.is_dir():
+        if present("covid", covid):
             results["covid_validation"] = evaluate_covid(covid)
             print("covid", json.dumps({k: v for k, v in results["covid_validation"].items()
                                        if k != "per_scan"}), flush=True)
             for row in results["covid_validation"]["per_scan"]:
                 print("  ", row, flush=True)
         cip = root / "cip_ct64"
-        if "cip" not in args.skip and (cip / "ct-64.nrrd").is_file():
+        if present("cip", cip / "ct-64.nrrd"):
             results["cip_ct64"] = evaluate_cip(cip)
             print("cip_ct64", results["cip_ct64"], flush=True)
         if "phantoms" not in args.skip:

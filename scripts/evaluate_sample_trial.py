@@ -19,8 +19,12 @@ import numpy as np
 import pandas as pd
 
 from imaging.commands.demo import SAMPLE_DATA
+from imaging.errors import ChestCTError
 from imaging.io import load_scan
+from imaging.lungs import LUNG_METHODS
 from imaging.scores import score_scan
+
+OPACITY_METHODS = ("auto", "density", "model")
 
 
 def evaluate(data: Path, lung_method: str, opacity_method: str) -> pd.DataFrame:
@@ -38,12 +42,20 @@ def evaluate(data: Path, lung_method: str, opacity_method: str) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=SAMPLE_DATA)
-    parser.add_argument("--lungs", nargs="+", default=["classical", "model"])
-    parser.add_argument("--opacity", nargs="+", default=["density", "model"])
+    parser.add_argument("--lungs", nargs="+", default=["classical", "model"], choices=LUNG_METHODS)
+    parser.add_argument("--opacity", nargs="+", default=["density", "model"], choices=OPACITY_METHODS)
     args = parser.parse_args(argv)
+    if not (args.data / "truth.csv").is_file():
+        print(f"evaluate_sample_trial: {args.data / 'truth.csv'} not found (make it with "
+              "scripts/make_sample_data.py)", file=sys.stderr)
+        return 1
     for lung in args.lungs:
         for opacity in args.opacity:
-            table = evaluate(args.data, lung, opacity)
+            try:
+                table = evaluate(args.data, lung, opacity)
+            except (ChestCTError, OSError) as exc:
+                print(f"evaluate_sample_trial: {exc}", file=sys.stderr)
+                return 1
             err = table["measured"] - table["truth"]
             low = table["truth"] <= 30
             print(f"lungs={lung:10s} opacity={opacity:8s} mean error {err.mean():+.2f}, "

@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--severities", nargs="+", type=float, default=[0, 10, 30, 60])
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args(argv)
+    if not args.erode_mm > 0:
+        parser.error(f"argument --erode-mm: must be > 0, got {args.erode_mm}")
+    if args.seeds < 0:
+        parser.error(f"argument --seeds: must be >= 0, got {args.seeds}")
+    if not all(0 <= s <= 95 for s in args.severities):
+        parser.error(f"argument --severities: percent opacity must be in 0..95, got {args.severities}")
 
     from imaging.io import load_scan
     from imaging.phantom import make_phantom

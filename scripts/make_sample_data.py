@@ -207,8 +207,10 @@ def write_trial(out: Path, *, seed: int = SEED, truth_only: bool = False) -> dic
     plans = plan_trial(seed)
     out.mkdir(parents=True, exist_ok=True)
     staging = out / ".tmp-studies"
-    if staging.exists():
-        shutil.rmtree(staging)
+    old = out / ".tmp-old-studies"
+    for leftover in (staging, old):  # a killed earlier run; `old` would block the swap below
+        if leftover.exists():
+            shutil.rmtree(leftover)
     rows = []
     n_series = 0
     for plan in plans:
@@ -241,7 +243,6 @@ def write_trial(out: Path, *, seed: int = SEED, truth_only: bool = False) -> dic
         return {"scans": len(rows)}
     atomic_write_text(out / "arms.csv", _csv_text([{"patient_id": p.patient_id, "arm": p.arm} for p in plans], ("patient_id", "arm")))
     final = out / "studies"
-    old = out / ".tmp-old-studies"
     if final.exists():
         os.replace(final, old)
     os.replace(staging, final)

@@ -143,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.phantom is None and not args.inputs:
         parser.error("give at least one input, or --phantom PERCENT")
+    folders = [f for i in args.inputs for f in _series_folders(i)]
+    n_montages = len(folders) + (args.phantom is not None)
+    if args.out.suffix.lower() == ".png" and n_montages > 1:
+        parser.error(f"-o {args.out} is one PNG file, but {n_montages} montages are to be written "
+                     "(series found under the inputs, and the phantom): give a folder")
     written, failed = 0, 0
     if args.phantom is not None:
         from imaging.phantom import make_phantom
@@ -150,15 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             p = make_phantom(shape=tuple(args.shape), spacing_mm=tuple(args.spacing), percent_opacity=args.phantom,
                              crazy_paving=args.crazy_paving, rng=np.random.default_rng(args.seed))
-            out = args.out if args.out.suffix == ".png" else args.out / f"phantom_{args.phantom:g}.png"
+            out = args.out if args.out.suffix.lower() == ".png" else args.out / f"phantom_{args.phantom:g}.png"
             title = f"phantom target {args.phantom:g} %, truth {p.percent_opacity:.2f} %"
             print(render_montage(p.volume, out, lungs=p.lungs, lesions=p.lesions, title=title))
             written += 1
         except (OSError, ValueError) as exc:
             print(f"qc_montage: {exc}", file=sys.stderr)
             return 1
-    folders = [f for i in args.inputs for f in _series_folders(i)]
-    single = len(folders) == 1 and args.phantom is None and args.out.suffix == ".png"
+    single = len(folders) == 1 and args.phantom is None and args.out.suffix.lower() == ".png"
     for folder in folders:
         # one montage per series; a series that is not a volume (a scout) is reported and skipped
         try:

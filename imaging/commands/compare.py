@@ -86,6 +86,14 @@ def run(args: argparse.Namespace) -> int:
     from imaging.report import key_results, write_report
     from imaging.trial_tables import read_table
 
+    if args.seed < 0:
+        print(f"chestct compare: error: --seed must be an integer >= 0, got {args.seed}", file=sys.stderr)
+        return 2
+    labels = [label for label, _ in args.visit or []]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:  # dict() would keep the last silently
+        print(f"chestct compare: error: --visit label(s) given twice: {twice}", file=sys.stderr)
+        return 2
     check_output_folder(args.outdir, what="--outdir")  # before any work: a file in the way
     scores = read_table(args.scores, name="scores")
     arms = read_table(args.arms, name="arms")

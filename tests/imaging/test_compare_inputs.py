@@ -268,3 +268,85 @@ def test_study_dates_with_times_count_calendar_days():
         res = compare_arms(scores.assign(study_date=dates), arms, mixed=False, **FAST)
         assert res.settings["visit_order"] == ["day 0", "day 7", "day 21"]
         pd.testing.assert_frame_equal(res.changes, ref.changes)
+
+
+# ------------------------------------------------------------------ spreadsheet exports
+
+
+def _excel_csv(path, frame, *, sep=",", trailing_cols=2, trailing_rows=3, decimal="."):
+    """``frame`` as a spreadsheet exports it: UTF-8 BOM, CRLF, empty columns and rows at the end."""
+    body = frame.to_csv(index=False, sep=sep, decimal=decimal, lineterminator="\n").splitlines()
+    lines = [line + sep * trailing_cols for line in body]
+    lines += [sep * (len(frame.columns) - 1 + trailing_cols)] * trailing_rows
+    path.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    return path
+
+
+def test_excel_export_with_empty_rows_and_columns_and_spaced_labels(tmp_path, capsys):
+    """Trailing empty columns became a stratum 'Unnamed: 2' (the report said every analysis
+    was repeated within it) and trailing empty rows became missing_patient_id warnings."""
+    scores, arms = _trial()
+    arms = arms[["patient_id", "arm"]]
+    expected = compare_arms(scores, arms, mixed=False, **{**FAST, "strata": None}).tests
+    arms = arms.assign(arm=arms["arm"] + " ")  # every label with a trailing space
+    arms = pd.concat([arms, pd.DataFrame({"patient_id": ["P999"], "arm": ["placebo "]})], ignore_index=True)
+    _excel_csv(tmp_path / "scores.csv", scores)
+    _excel_csv(tmp_path / "arms.csv", arms)
+    res = compare_arms(tmp_path / "scores.csv", tmp_path / "arms.csv", mixed=False, **{**FAST, "strata": None})
+    assert res.settings["strata"] == []
+    assert not any(str(c).startswith("Unnamed") for c in res.changes.columns)
+    assert set(res.warnings["kind"]) == {"no_scans"} and res.warnings["patient_id"].tolist() == ["P999"]
+    pd.testing.assert_frame_equal(res.tests, expected)
+
+
+def test_semicolon_csv_with_decimal_commas_and_spaced_headers(tmp_path):
+    scores, arms = _trial()
+    expected = compare_arms(scores, arms, mixed=False, **FAST).tests
+    _excel_csv(tmp_path / "scores.csv", scores.rename(columns={"percent_opacity": " percent_opacity "}),
+               sep=";", decimal=",")
+    _excel_csv(tmp_path / "arms.csv", arms, sep=";")
+    got = compare_arms(tmp_path / "scores.csv", tmp_path / "arms.csv", mixed=False, **FAST).tests
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_messages_name_the_file_row_and_column(tmp_path, capsys):
+    scores, arms = _trial()
+    scores["percent_opacity"] = scores["percent_opacity"].map(lambda v: f"{v:.1f}".replace(".", ","))
+    assert _cli(tmp_path, scores, arms) == 2
+    err = capsys.readouterr().err
+    assert "scores.csv' column 'percent_opacity' is not numeric" in err
+    assert f"data row 1, patient_id {scores['patient_id'].iloc[0]}" in err and "decimal comma" in err
+    scores, arms = _trial()
+    arms.loc[0, "arm"] = arms.loc[0, "arm"].swapcase()
+    assert _cli(tmp_path, scores, arms) == 2
+    assert "arms table '" in capsys.readouterr().err
+    scores["study_date"] = pd.to_datetime(scores["study_date"]).dt.strftime("%d/%m/%Y")
+    assert _cli(tmp_path, scores, _trial()[1]) == 2
+    assert "scores table '" in capsys.readouterr().err
+    (tmp_path / "arms.csv").write_bytes("patient_id,arm,site\nP000,MSC,H\xf4pital\n".encode("cp1252"))
+    assert main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.csv"), "-o", str(tmp_path / "r")]) == 2
+    assert "CSV UTF-8" in capsys.readouterr().err
+
+
+def test_negative_seed_and_a_visit_label_given_twice_are_usage_errors(tmp_path, capsys):
+    scores, arms = _trial()
+    assert _cli(tmp_path, scores, arms, "--seed", "-1") == 2
+    assert "--seed must be an integer >= 0, got -1" in capsys.readouterr().err
+    # a visit label given twice kept the last window silently
+    assert _cli(tmp_path, scores, arms, "--visit", "day 7=7:2", "--visit", "day 7=21:3") == 2
+    assert "--visit label(s) given twice: ['day 7']" in capsys.readouterr().err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_a_scan_without_patient_id_is_named_by_its_1_based_data_row():
+    """The warning said "row 2" for the third data row (a 0-based index)."""
+    scores, arms = _trial()
+    scores = scores.drop(columns=["series_uid"])
+    scores.loc[2, "patient_id"] = None
+    res = compare_arms(scores, arms, mixed=False, **FAST)
+    detail = res.warnings.loc[res.warnings["kind"] == "missing_patient_id", "detail"].tolist()
+    assert detail == ["study_date=" + str(scores.loc[2, "study_date"]) + " has no patient_id"]
+    scores.loc[2, "study_date"] = None
+    res = compare_arms(scores, arms, mixed=False, **FAST)
+    assert res.warnings.loc[res.warnings["kind"] == "missing_patient_id", "detail"].tolist() == [
+        "data row 3 has no patient_id"]

@@ -64,6 +64,71 @@ def test_load_model_errors(tmp_path):
         load_model(bad)
 
 
+
+def _tiny_checkpoint(path, **config):
+    from models.network import UNet2D
+
+    net_ = UNet2D(**{"base": 4, "levels": 2, **config})
+    torch.save({"format": "chestct-opacity-unet/1", "config": dict(net_.config),
+                "state_dict": net_.state_dict()}, path)
+    return path
+
+
+def test_load_model_refuses_unusable_files_with_a_value_error_naming_them(tmp_path):
+    """A folder said "not found: train them"; a truncated, empty or text file, a checkpoint
+    without its config or with weights of another size raised OSError/EOFError/KeyError/
+    RuntimeError; a 2-class network loaded and then failed with an IndexError."""
+    with pytest.raises(ValueError, match="is a folder"):
+        load_model(tmp_path)
+    good = _tiny_checkpoint(tmp_path / "tiny.pt")
+    data = good.read_bytes()
+    cases = {"truncated.pt": data[: len(data) // 2], "empty.pt": b"", "text.pt": b"hello"}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"{name}.*cannot be read as a chestct-opacity-unet/1"):
+            load_model(tmp_path / name)
+    ckpt = torch.load(good, weights_only=True)
+    torch.save({**ckpt, "config": {**ckpt["config"], "base": 8}}, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="mismatch.pt.*do not match its recorded network config"):
+        load_model(tmp_path / "mismatch.pt")
+    torch.save({k: v for k, v in ckpt.items() if k != "config"}, tmp_path / "noconfig.pt")
+    with pytest.raises(ValueError, match="noconfig.pt"):
+        load_model(tmp_path / "noconfig.pt")
+    with pytest.raises(ValueError, match="2 classes; the opacity model needs 1 and 3"):
+        load_model(_tiny_checkpoint(tmp_path / "two.pt", n_classes=2))
+    with pytest.raises(ValueError, match="3 input channel"):
+        load_model(_tiny_checkpoint(tmp_path / "rgb.pt", in_channels=3))
+    assert load_model(good).config["base"] == 4  # another config that fits is fine
+
+
+def test_load_model_device_errors_are_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="device must be a torch device.*'gpu'"):
+        load_model(device="gpu")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        load_model(device="")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            load_model(device="cuda")
+    else:
+        with pytest.raises(ValueError, match="CUDA device"):
+            load_model(device=f"cuda:{torch.cuda.device_count()}")
+    assert next(load_model(device=torch.device("cpu")).parameters()).device.type == "cpu"
+
+
+def test_spacing_and_recorded_threshold_errors_say_what_is_wrong(net, tmp_path):
+    from models.inference import reuse_predictions
+
+    for bad in [(5.0, float("nan"), 0.7), (5.0, float("inf"), 0.7), 0.7, "abc"]:
+        with pytest.raises(ValueError, match="spacing_mm must be 3 positive values"):
+            segment_opacity(np.zeros((2, 8, 8)), spacing_mm=bad)
+        with reuse_predictions(), pytest.raises(ValueError, match="spacing_mm must be 3 positive values"):
+            predict_lungs_and_opacity(np.zeros((2, 8, 8)), spacing_mm=bad)  # was a TypeError here
+    path = _tiny_checkpoint(tmp_path / "thr.pt")
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "inference": {"lesion_threshold": 1.5}}, path)
+    with pytest.raises(ValueError, match="recorded with the weights for kind='hu' is 1.5"):
+        predict_classes(np.zeros((2, 8, 8)), model=load_model(path))
+
 @pytest.mark.parametrize("kind", ["hu", "display"])
 @pytest.mark.parametrize("shape", [(48, 80), (2, 64, 64)])
 def test_segment_opacity_shapes(net, kind, shape):

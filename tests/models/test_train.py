@@ -36,3 +36,24 @@ def test_three_step_run_writes_a_loadable_checkpoint_with_a_whole_scan_split(tmp
     classes = predict_classes(np.full((1, 40, 48), -800, dtype=np.int16), model=net, lesion_min_prob=0.5)
     assert classes.shape == (1, 40, 48) and set(np.unique(classes)) <= {0, 1, 2}
     assert (tmp_path / "log.jsonl").read_text(encoding="utf-8").strip()  # progress was logged
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"steps": -1}, {"threads": 0}, {"synthetic_fraction": 2.0},
+                                 {"out": "."}])
+def test_settings_that_cannot_train_are_refused_before_any_work(tmp_path, bad):
+    """steps=0 / -1 used to save an untrained network (exit 0); threads=0 failed in torch;
+    an out folder failed only at the final save, after the whole run."""
+    fields = {"data_root": str(tmp_path / "nodata"), "out": str(tmp_path / "w.pt"),
+              "log": str(tmp_path / "log.jsonl"), "steps": 3, **bad}
+    if fields["out"] == ".":
+        fields["out"] = str(tmp_path)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        train(TrainConfig(**fields))
+    assert not (tmp_path / "log.jsonl").exists() and not (tmp_path / "w.pt").exists()
+
+
+def test_a_missing_init_checkpoint_is_refused_before_the_data_is_read(tmp_path):
+    with pytest.raises(FileNotFoundError, match="init checkpoint .*absent.pt"):
+        train(TrainConfig(data_root=str(tmp_path / "nodata"), out=str(tmp_path / "w.pt"),
+                          log=str(tmp_path / "log.jsonl"), steps=3, init=str(tmp_path / "absent.pt")))
+    assert not (tmp_path / "log.jsonl").exists()

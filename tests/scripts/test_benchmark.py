@@ -32,3 +32,27 @@ def test_stage_run_reports_time_and_peak_memory_of_every_stage(capsys: pytest.Ca
     assert 2000 < result["lung_volume_ml"] < 8000
     table = bench.render({"machine": "test", "scans": {"cip_ct64 (real)": result}})
     assert "**whole score (read + score_scan, opacity: density)**" in table
+
+
+def test_a_relative_scan_path_reaches_the_child_as_an_absolute_one(tmp_path, monkeypatch) -> None:
+    """The stage child runs in the repository folder: a relative --lidc path was read there."""
+    import subprocess
+
+    bench = _load()
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen["cmd"], seen["cwd"] = cmd, kwargs.get("cwd")
+        return subprocess.CompletedProcess(cmd, 0, stdout='{"ok": 1}\n', stderr="")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    assert bench._child(Path("data/scan"), "density") == {"ok": 1}
+    assert seen["cmd"][seen["cmd"].index("--_stages") + 1] == str(tmp_path / "data" / "scan")
+
+
+def test_workers_below_one_is_refused_before_measuring(capsys) -> None:
+    """--workers 0 failed in score_studies only after the stage measurements (minutes)."""
+    with pytest.raises(SystemExit) as exit_info:
+        _load().main(["--workers", "0", "--no-lungmask"])
+    assert exit_info.value.code == 2 and "--workers: must be >= 1, got 0" in capsys.readouterr().err

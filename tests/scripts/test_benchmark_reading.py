@@ -34,3 +34,22 @@ def test_benchmark_missing_data_exits_2(tmp_path, capsys):
     bench = _load_script()
     assert bench.main(["--series", str(tmp_path / "absent")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_relative_series_and_a_study_folder_are_read(tmp_path, capsys, monkeypatch):
+    """A relative --series was handed to child processes that run in the repository folder
+    (FileNotFoundError there); a study folder holding a series folder raised IsADirectoryError."""
+    write_series(tmp_path / "study" / "series", n=4)
+    monkeypatch.chdir(tmp_path)
+    assert _load_script().main(["--series", "study", "--repeat", "1", "--tree-files", "0"]) == 0
+    assert "(4, 16, 16)" in capsys.readouterr().out
+
+
+def test_not_a_series_is_a_clear_error(tmp_path, capsys):
+    bench = _load_script()
+    (tmp_path / "notes.txt").write_text("x")
+    assert bench.main(["--series", str(tmp_path / "notes.txt"), "--repeat", "1", "--tree-files", "0"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert bench.main(["--series", str(tmp_path), "--repeat", "1", "--tree-files", "0"]) == 1
+    assert "load_scan could not read" in capsys.readouterr().err

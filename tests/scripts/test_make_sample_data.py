@@ -102,3 +102,22 @@ def test_dicom_voxels_match_a_fresh_phantom(truth) -> None:
     assert np.array_equal(vol.hu, first.volume.hu)
     assert np.allclose(vol.origin_mm, first.volume.origin_mm, atol=1e-4)
     assert vol.spacing_mm == pytest.approx(first.volume.spacing_mm)
+
+
+def test_a_leftover_of_a_killed_run_does_not_block_the_next(tmp_path, monkeypatch) -> None:
+    """A run killed while swapping folders left .tmp-old-studies; every later run then failed
+    with 'Directory not empty'."""
+    monkeypatch.setattr(msd, "plan_trial", _one_plan)  # one patient, three visits: fast
+    (tmp_path / "studies" / "old").mkdir(parents=True)
+    (tmp_path / ".tmp-old-studies" / "x").mkdir(parents=True)
+    (tmp_path / ".tmp-old-studies" / "x" / "f").write_text("stale")
+    summary = msd.write_trial(tmp_path, seed=msd.SEED)
+    assert summary["scans"] == 3
+    assert not (tmp_path / ".tmp-old-studies").exists() and not (tmp_path / "studies" / "old").exists()
+
+
+_PLAN_TRIAL = msd.plan_trial
+
+
+def _one_plan(seed):
+    return _PLAN_TRIAL(seed)[:1]

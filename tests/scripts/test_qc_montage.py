@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,3 +44,16 @@ def test_dicom_folder_montages(tmp_path: Path) -> None:
 def test_missing_input_is_an_error(tmp_path: Path, capsys) -> None:
     assert qc.main([str(tmp_path / "nothing"), "-o", str(tmp_path / "o.png")]) == 1
     assert "qc_montage:" in capsys.readouterr().err
+
+
+def test_one_png_name_for_several_montages_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    """Several inputs with -o x.png made a folder named x.png; a phantom plus an input wrote
+    the phantom to x.png and skipped the input ("File exists") with exit 0."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    for argv in ([str(tmp_path / "a"), str(tmp_path / "b")], ["--phantom", "5", str(tmp_path / "a")]):
+        with pytest.raises(SystemExit) as exit_info:
+            qc.main([*argv, "-o", str(tmp_path / "x.png")])
+        assert exit_info.value.code == 2
+        assert "is one PNG file, but 2 montages" in capsys.readouterr().err
+        assert not (tmp_path / "x.png").exists()

@@ -34,6 +34,34 @@ def test_benchmark_scoring_argument_errors(tmp_path, capsys):
     assert bench.main(["--repeats", "0"]) == 2
     assert bench.main(["--data", str(tmp_path), "--slices"]) == 1
     assert "nothing to measure" in capsys.readouterr().err
+    assert bench.main(["--data", str(tmp_path), "--slices", "0"]) == 2  # was a make_phantom traceback
+    assert "--slices must be >= 8 each, got [0]" in capsys.readouterr().err
+
+
+def test_evaluate_scripts_say_what_data_is_missing(tmp_path, capsys):
+    """evaluate_opacity skipped every section silently (its data root was relative to the
+    working folder) and wrote an empty result with exit 0; evaluate_lungs raised IndexError
+    without the LIDC scan; evaluate_sample_trial took any method name and failed mid-run."""
+    import pytest
+
+    pytest.importorskip("torch")
+    ev = _load("evaluate_opacity")
+    assert ev.DEFAULT_DATA == REPO.parent / "shared" / "data"
+    out = tmp_path / "eo.json"
+    assert ev.main(["--data-root", str(tmp_path), "--skip", "phantoms", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    for section in ("lidc", "covid", "cip"):
+        assert f"evaluate_opacity: {section} skipped: {tmp_path}" in err
+    assert set(json.loads(out.read_text())["skipped"]) == {"lidc", "covid", "cip"}
+    assert _load("evaluate_lungs").main(["--data", str(tmp_path), "--methods", "classical",
+                                         "--skip", "cip", "phantoms", "abdomen"]) == 1
+    assert "no DICOM series under" in capsys.readouterr().err
+    trial = _load("evaluate_sample_trial")
+    with pytest.raises(SystemExit) as exit_info:
+        trial.main(["--lungs", "classic"])
+    assert exit_info.value.code == 2 and "invalid choice: 'classic'" in capsys.readouterr().err
+    assert trial.main(["--data", str(tmp_path), "--lungs", "classical", "--opacity", "density"]) == 1
+    assert "truth.csv not found" in capsys.readouterr().err
 
 
 def test_union_rim_erode_and_measure():
@@ -54,3 +82,16 @@ def test_union_rim_erode_and_measure():
     assert list(row) == ["classical", "union", "union-eroded"]
     dice = {k: float(v.rsplit("Dice ", 1)[1]) for k, v in row.items()}
     assert dice["classical"] > 0.9 and dice["union-eroded"] >= dice["union"]
+
+
+def test_union_rim_argument_errors(capsys):
+    """--erode-mm -1 ran silently without eroding; --severities -5 was a make_phantom traceback."""
+    import pytest
+
+    rim = _load("evaluate_union_rim")
+    for argv, message in ((["--erode-mm", "-1"], "--erode-mm: must be > 0"),
+                          (["--severities", "-5"], "--severities: percent opacity must be in 0..95"),
+                          (["--seeds", "-1"], "--seeds: must be >= 0")):
+        with pytest.raises(SystemExit) as exit_info:
+            rim.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
