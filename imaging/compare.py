@@ -50,6 +50,7 @@ from imaging.trial_tables import (
     assign_visits,
     change_table,
     check_scores,
+    check_strata_values,
     check_visits,
     choose_reference,
     describe_columns,
@@ -552,6 +553,7 @@ def compare_arms(
                                                  date_format=date_format)
     arm_table, strata_cols = prepare_arms(arms, strata)
     arm_table, strata_cols = rename_clashing_strata(arm_table, strata_cols, metrics, warn)
+    strata_cols = check_strata_values(arm_table, strata_cols, warn)
 
     used = join_arms(scans, arm_table, baseline, warn)
 

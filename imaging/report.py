@@ -403,5 +403,15 @@ def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Ra
         atomic_write_bytes(outdir / "figures" / name, png)
     for name, table in comparison.tables.items():
         atomic_write_text(outdir / "tables" / f"{name}.csv", table.to_csv(index=False))
+    # a rerun into the same folder with fewer metrics or tables: the earlier run's extras go
+    _remove_stale(outdir / "figures", set(files), "*.png")
+    _remove_stale(outdir / "tables", {f"{name}.csv" for name in comparison.tables}, "*.csv")
     comparison.to_json(outdir / "comparison.json")
     return atomic_write_text(outdir / "report.html", render_html(comparison, figures, title=title))
+
+
+def _remove_stale(folder: Path, keep: set[str], pattern: str) -> None:
+    """Delete the files matching ``pattern`` in ``folder`` that this report did not write."""
+    for path in folder.glob(pattern):
+        if path.name not in keep and path.is_file():
+            path.unlink(missing_ok=True)

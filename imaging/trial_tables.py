@@ -36,6 +36,7 @@ __all__ = [
     "parse_study_dates",
     "check_arm_labels",
     "rename_clashing_strata",
+    "check_strata_values",
 ]
 
 #: Kinds of rows in :attr:`Comparison.warnings` and what they mean.
@@ -54,6 +55,8 @@ WARNING_KINDS: dict[str, str] = {
     "zero_baseline": "baseline value is 0; relative change is undefined (NaN) for this patient and metric",
     "response_metric_substituted": "the default response metric is absent; another compared metric is used",
     "arms_column_renamed": "an arms-table column has the name of a scores or result column; renamed with suffix '_arms'",
+    "missing_stratum": "the patient has no value in a strata column; left out of that column's within-level analyses",
+    "empty_stratum": "a strata column of the arms table has no values; not used",
 }
 
 #: Columns named in an error message before "... and N more".
@@ -559,8 +562,39 @@ def prepare_arms(
                                 "Keep one row per patient.")
     for col in strata:
         table[col] = table[col].astype("object").where(table[col].notna(), None).map(
-            lambda v: None if v is None else str(v))
+            lambda v: None if v is None or str(v).strip() == "" else str(v).strip())
     return table.reset_index(drop=True), list(strata)
+
+
+def check_strata_values(arm_table: pd.DataFrame, strata: Sequence[str],
+                        warn: list[dict[str, Any]]) -> list[str]:
+    """Warn about patients without a stratum value; drop strata columns without values.
+
+    Parameters
+    ----------
+    arm_table : DataFrame
+        From :func:`prepare_arms` (missing values as None).
+    strata : sequence of str
+        Its strata columns.
+    warn : list of dict
+        Warning rows (:data:`WARNING_KINDS`), appended to.
+
+    Returns
+    -------
+    list of str
+        The strata columns holding at least one value.
+    """
+    kept = []
+    for col in strata:
+        missing = arm_table.loc[arm_table[col].isna(), "patient_id"]
+        if len(missing) == len(arm_table):
+            _warn(warn, "empty_stratum", None, None, f"strata column {col!r} of the arms table has no values: not used")
+            continue
+        kept.append(col)
+        for pid in missing:
+            _warn(warn, "missing_stratum", pid, None,
+                  f"patient {pid} has no {col!r} value: left out of the analyses within {col} levels")
+    return kept
 
 
 def _label_key(label: str) -> str:

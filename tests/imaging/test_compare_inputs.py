@@ -350,3 +350,15 @@ def test_a_scan_without_patient_id_is_named_by_its_1_based_data_row():
     res = compare_arms(scores, arms, mixed=False, **FAST)
     assert res.warnings.loc[res.warnings["kind"] == "missing_patient_id", "detail"].tolist() == [
         "data row 3 has no patient_id"]
+
+
+def test_patients_without_a_stratum_value_are_warned_about_and_an_empty_strata_column_dropped():
+    scores = pd.DataFrame({"patient_id": list("aabbccdd"), "day": [0, 7] * 4,
+                           "percent_opacity": [20, 10, 30, 25, 25, 26, 22, 21.0]})
+    arms = pd.DataFrame({"patient_id": list("abcd"), "arm": ["MSC", "MSC", "placebo", "placebo"],
+                         "severity": ["mild", "severe", " ", "mild"], "site": [None] * 4})
+    res = compare_arms(scores, arms, rng=0, n_boot=100, mixed=False)
+    kinds = res.warnings.groupby("kind")["patient_id"].apply(list).to_dict()
+    assert kinds.get("missing_stratum") == ["c"]  # a blank cell is no value
+    assert "empty_stratum" in kinds and res.settings["strata"] == ["severity"]
+    assert not any("site" in s for s in res.tests["stratum"].unique())

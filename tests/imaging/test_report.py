@@ -124,6 +124,21 @@ def test_figure_files_of_metric_names_with_slashes_stay_in_figures(tmp_path):
                        "trajectories_PO_lung.png", "trajectories_PO_lung_2.png"]
 
 
+def test_rerun_into_the_same_folder_leaves_no_figure_or_table_of_the_earlier_run(tmp_path, comparison):
+    write_report(comparison, tmp_path)
+    (tmp_path / "figures" / "notes.txt").write_text("the user's own file")
+    scores = pd.DataFrame({"patient_id": list("aabbccdd"), "day": [0, 7] * 4,
+                           "percent_opacity": [20, 10, 30, 25, 25, 26, 22, 21.0]})
+    arms = pd.DataFrame({"patient_id": list("abcd"), "arm": ["MSC", "MSC", "placebo", "placebo"]})
+    res = compare_arms(scores, arms, rng=0, n_boot=100, mixed=False)
+    write_report(res, tmp_path)
+    pngs = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    assert pngs == ["change_percent_opacity.png", "responses.png", "trajectories_percent_opacity.png"]
+    assert not list((tmp_path / "figures").glob("*severity_score_total*"))
+    assert (tmp_path / "figures" / "notes.txt").exists()  # not ours: kept
+    assert {p.name for p in (tmp_path / "tables").glob("*.csv")} == {f"{n}.csv" for n in res.tables}
+
+
 def test_write_text_atomic_replaces(tmp_path):
     p = tmp_path / "a.txt"
     atomic_write_text(p, "one")
