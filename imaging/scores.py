@@ -278,6 +278,17 @@ def _value_stats(values: np.ndarray) -> dict[str, float]:
     return {"mean": mean, "sd": sd, **pct}
 
 
+def _blank_slices(labels: np.ndarray, hu: np.ndarray) -> int:
+    """Axial slices between the lungs' first and last slice (canonical arrays) holding one
+    value throughout: pixel data the export lost and filled, which splits the lungs and
+    biases every score."""
+    zs = np.flatnonzero(labels.any(axis=(1, 2)))
+    if zs.size == 0:
+        return 0
+    flat = hu[zs[0]:zs[-1] + 1].reshape(zs[-1] + 1 - zs[0], -1)
+    return int(np.count_nonzero(flat.min(axis=1) == flat.max(axis=1)))
+
+
 def _fov_cut(labels: np.ndarray, hu: np.ndarray, spacing_mm: Sequence[float]) -> bool:
     """Lungs cut by the field of view (labels, HU and spacing in canonical order).
 
@@ -678,8 +689,13 @@ def score_scan(
     lo, hi = C.LUNG_VOLUME_PLAUSIBLE_ML
     if not lo <= lung_ml <= hi:
         flags.append("implausible_lung_volume")
-    if _fov_cut(to_canonical(labels, perm, flips), to_canonical(hu, perm, flips), canonical_spacing):
+    labels_c, hu_c = to_canonical(labels, perm, flips), to_canonical(hu, perm, flips)
+    if _fov_cut(labels_c, hu_c, canonical_spacing):
         flags.append("lungs_cut_off_by_fov")
+    if _blank_slices(labels_c, hu_c):
+        flags.append("blank_slices")
+    if math.isfinite(hu_stats["p50"]) and hu_stats["p50"] < C.HU_GAS_MAX:
+        flags.append("gas_like_lungs")
     right_ml = int(np.count_nonzero(labels[box] == RIGHT)) * vox_ml
     left_ml = lung_ml - right_ml
     if min(right_ml, left_ml) < 0.1 * lung_ml:

@@ -249,6 +249,23 @@ def test_phantom_percent_opacity_low_severity():
     assert C.COARSE_PIXEL_MM > 3.1  # the sample data's pixels are not flagged
 
 
+def test_blank_slice_and_gas_like_lungs_flagged():
+    """A slice the export filled with one value split the lungs with no flag (PO 2.8 % on
+    LIDC); 'lungs' of pure gas (bowel in an abdomen scan) scored as a chest."""
+    from imaging.volume import CTVolume
+
+    toy = make_toy(rng=np.random.default_rng(5), consolidation=False)
+    clean = score_scan(toy.volume, opacity_method="density")
+    assert not {"blank_slices", "gas_like_lungs"} & set(clean.quality_flags)
+    hu = np.asarray(toy.volume.hu, dtype=np.float32).copy()
+    hu[11] = 0.0  # the middle of the lungs
+    blank = score_scan(CTVolume(hu, toy.volume.spacing_mm), opacity_method="density")
+    assert "blank_slices" in blank.quality_flags
+    gas = np.where(toy.lungs > 0, -1000.0, np.asarray(toy.volume.hu, dtype=np.float32))
+    assert "gas_like_lungs" in score_scan(CTVolume(gas, toy.volume.spacing_mm),
+                                          opacity_method="density").quality_flags
+
+
 def test_coarse_pixels_flagged():
     """Pixels over 3.33 mm read healthy phantoms ~5 points high (COARSE_PIXEL_MM): flagged."""
     from imaging.phantom import make_phantom
