@@ -296,6 +296,28 @@ def _cluster_orientations(headers: list[SliceHeader]) -> Counter:
     return counts
 
 
+#: At most this many images in other orientations are set aside as probable localizers ...
+MAX_ORIENTATION_OUTLIERS = 3
+#: ... and only beside at least this many times as many images in the main orientation.
+ORIENTATION_MAJORITY_RATIO = 10
+
+
+def _orientation_outliers(headers: list[SliceHeader]) -> list[SliceHeader]:
+    """Single-frame images whose orientation differs from a large majority (see the two
+    constants above); none when the series is truly mixed."""
+    iops = _cluster_orientations(headers)
+    known = [k for k in iops if k is not None]
+    if len(known) < 2:
+        return []
+    main = max(known, key=lambda k: iops[k])
+    n_other = sum(n for k, n in iops.items() if k != main)
+    if n_other > MAX_ORIENTATION_OUTLIERS or iops[main] < ORIENTATION_MAJORITY_RATIO * n_other:
+        return []
+    out = [h for h in headers if h.orientation is not None and not h.multiframe
+           and max(abs(a - b) for a, b in zip(main, h.orientation)) >= ORIENTATION_TOLERANCE]
+    return out if len(out) == n_other else []
+
+
 def _safe_label(iop: tuple[float, ...]) -> str:
     try:
         return orientation_label(iop)
@@ -349,6 +371,15 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
         problems.append(f"{len(localizers)} localizer image(s) set aside: {_names(localizers, root=root)}")
         set_aside = {id(h) for h in localizers}
         headers = [h for h in headers if id(h) not in set_aside]
+
+    # a scout exported inside the axial series without LOCALIZER in its ImageType: a few
+    # images in another orientation beside many in one are set aside, not a mixed series
+    scouts = _orientation_outliers(headers)
+    if scouts:
+        problems.append(f"{len(scouts)} image(s) in another orientation than the other "
+                        f"{len(headers) - len(scouts)} set aside as probable localizer(s): {_names(scouts, root=root)}")
+        outlier_ids = {id(h) for h in scouts}
+        headers = [h for h in headers if id(h) not in outlier_ids]
 
     # one SliceRef per frame; same-instance copies dropped, a complete copy kept before a
     # truncated one (an interrupted earlier copy of the export may lie beside the full one)

@@ -8,6 +8,7 @@ from pydicom.uid import generate_uid
 
 from imaging.dicom import SeriesCatalog, SeriesInfo, StudySelection, find_series
 from imaging.errors import NoDicomFoundError
+from imaging.io import load_scan
 from imaging.selection import SelectionRules, parse_overrides
 from imaging.slices import orientation_label, stack_geometry
 from tests.conftest import shared_path
@@ -280,6 +281,28 @@ def test_orientation_jitter_is_not_a_mixed_series(tmp_path):
     write_series(tmp_path / "s", n=20, edit=edit)
     (s,) = find_series(tmp_path).series
     assert s.blocking == () and s.orientation == "axial"
+
+
+def test_scout_without_localizer_image_type_is_set_aside_not_a_mixed_series(tmp_path):
+    def edit(ds, k):
+        if k == 0:  # a coronal scout exported in the axial series, ImageType ORIGINAL/PRIMARY/AXIAL
+            ds.ImageOrientationPatient = list(CORONAL)
+
+    write_series(tmp_path / "s", n=21, edit=edit)
+    (s,) = find_series(tmp_path).series
+    assert s.blocking == () and s.orientation == "axial" and s.n_slices == 20
+    assert any("another orientation" in p and "probable localizer" in p for p in s.problems)
+    assert load_scan(s).shape[0] == 20
+
+
+def test_truly_mixed_orientations_still_block(tmp_path):
+    def edit(ds, k):
+        if k < 4:  # four images: more than a scout
+            ds.ImageOrientationPatient = list(CORONAL)
+
+    write_series(tmp_path / "s", n=24, edit=edit)
+    (s,) = find_series(tmp_path).series
+    assert any(b.startswith("mixed orientations") for b in s.blocking)
 
 
 def test_symlink_loops_and_broken_links_are_skipped_not_fatal(tmp_path):
