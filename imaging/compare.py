@@ -248,7 +248,13 @@ class Comparison:
         out: dict[str, Any] = {"notes": list(self.notes), "settings": self.settings}
         for name, table in self.tables.items():
             clean = table.replace([np.inf, -np.inf], np.nan)
-            out[name] = json.loads(clean.to_json(orient="records", double_precision=15))
+            records = json.loads(clean.to_json(orient="records", double_precision=15))
+            # to_json keeps 15 decimal places, not digits (p = 1.234567e-14 -> 1.2e-14):
+            # float columns are put back exactly (json writes Python floats round-trip)
+            for col in clean.columns[[pd.api.types.is_float_dtype(t) for t in clean.dtypes]]:
+                for rec, v in zip(records, clean[col].to_numpy(float)):
+                    rec[col] = None if math.isnan(v) else float(v)
+            out[name] = records
         return out
 
     def to_json(self, path: str | Path | None = None, *, indent: int | None = 2) -> str:

@@ -248,8 +248,12 @@ def hodges_lehmann(x: Any, y: Any, *, confidence: float = 0.95) -> TestResult:
     * **Exact** (``P`` from the exact null distribution of U) when both arms have fewer
       than :data:`EXACT_HL_MAX_N` patients and the pooled values have no ties;
       the achieved level is then at least ``confidence``.
-    * **Normal approximation** otherwise: ``c + 1 = floor(mn/2 - z sqrt(Var U))`` with the
-      tie-corrected variance of U (no continuity correction).
+    * **Normal approximation** otherwise: ``c = floor(mn/2 - 1/2 - z sqrt(Var U))``, the
+      largest ``c`` with ``Phi((c + 1/2 - mn/2) / sqrt(Var U)) <= (1 - confidence) / 2``:
+      the continuity-corrected, tie-corrected test of :func:`mann_whitney` applied to
+      ``x - d`` and ``y``.  ``Var U`` is tie-corrected for the ties *within* each arm,
+      the only ties of ``x - d`` and ``y`` for any ``d`` between two differences; the
+      interval is thus exactly the set of shifts that test does not reject.
 
     When even the widest interval ``[D_(1), D_(mn)]`` does not reach the level (e.g. one
     patient per arm) the bounds are NaN and ``note`` says so.
@@ -278,11 +282,15 @@ def hodges_lehmann(x: Any, y: Any, *, confidence: float = 0.95) -> TestResult:
         achieved = 1.0 - 2.0 * float(cdf[c]) if c >= 0 else _NAN
     else:
         method = "normal approximation"
-        _, counts = np.unique(pooled, return_counts=True)
+        # ties of the shifted data x - d vs y for d between the differences: those within
+        # each arm only (ties across arms exist only at d = some x_i - y_j)
+        counts = np.concatenate([np.unique(v, return_counts=True)[1] for v in (x, y)])
         big_n = m + n
         var_u = m * n / 12.0 * ((big_n + 1) - np.sum(counts**3 - counts) / (big_n * (big_n - 1)))
         z = sps.norm.ppf(1 - alpha / 2)
-        c = int(math.floor(m * n / 2 - z * math.sqrt(var_u))) - 1 if var_u > 0 else -1
+        # largest c with P(U <= c) <= alpha/2 under the continuity-corrected normal law,
+        # Phi((c + 1/2 - mn/2) / sd) <= alpha/2: the same test as mann_whitney's p-value
+        c = int(math.floor(m * n / 2 - z * math.sqrt(var_u) - 0.5)) if var_u > 0 and np.ptp(pooled) > 0 else -1
         achieved = confidence if c >= 0 else _NAN
     if c < 0:
         why = ("every value is the same in both arms: no interval by rank inversion"
@@ -434,7 +442,10 @@ def ancova(
     Model ``followup = b0 + b1 treated + b2 baseline + e`` fitted by
     ``statsmodels.api.OLS``.  Needs at least 4 patients, both arms, and a residual
     degree of freedom; a baseline without variation is dropped from the model (then
-    the estimate is the plain mean difference) and ``note`` says so.
+    the estimate is the plain mean difference) and ``note`` says so.  Residuals at
+    rounding level (root residual sum of squares <= 1e-10 of the root sum of squared
+    follow-up values, e.g. a follow-up value equal in every patient) count as an exact
+    fit: no CI or p-value, with a note.
 
     Examples
     --------
@@ -465,9 +476,12 @@ def ancova(
     if np.linalg.matrix_rank(design) < design.shape[1] or f.size <= design.shape[1]:
         return TestResult("ancova", note="design is singular or has no residual degree of freedom")
     fit = sm.OLS(f, design).fit()
-    if not np.isfinite(fit.bse[1]) or fit.df_resid < 1 or fit.scale <= 0:
+    # residuals at rounding level (a constant follow-up, an exact fit) are zero: their
+    # "standard error" is noise and once gave p = 0.23 for a metric equal in every scan
+    exact_fit = math.sqrt(fit.ssr) <= 1e-10 * math.sqrt(float(np.sum(f**2)))
+    if not np.isfinite(fit.bse[1]) or fit.df_resid < 1 or fit.scale <= 0 or exact_fit:
         return TestResult("ancova", estimate=float(fit.params[1]),
-                          note="residual variance is zero: no standard error")
+                          note="residual variance is zero (the model fits every patient exactly): no standard error")
     lo, hi = fit.conf_int(alpha=1 - confidence)[1]
     return TestResult(
         "ancova",

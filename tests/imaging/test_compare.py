@@ -142,10 +142,12 @@ def test_hodges_lehmann_normal_approximation_with_ties():
     r = S.hodges_lehmann(x, y)
     assert r.method == "normal approximation"
     m, n = x.size, y.size
-    _, t = np.unique(np.r_[x, y], return_counts=True)
+    # ties within each arm (the ties of x - d and y between the differences)
+    t = np.r_[np.unique(x, return_counts=True)[1], np.unique(y, return_counts=True)[1]]
     big = m + n
     var = m * n / 12 * ((big + 1) - (t**3 - t).sum() / (big * (big - 1)))
-    k = math.floor(m * n / 2 - sps.norm.ppf(0.975) * math.sqrt(var))  # 1-based order statistic
+    # 1-based order statistic; continuity-corrected like the Mann-Whitney p-value
+    k = math.floor(m * n / 2 - 0.5 - sps.norm.ppf(0.975) * math.sqrt(var)) + 1
     d = np.sort((x[:, None] - y[None, :]).ravel())
     assert (r.ci_low, r.ci_high) == (d[k - 1], d[m * n - k])
     assert r.estimate == np.median(d)
@@ -543,6 +545,23 @@ def test_json_export_is_strict_and_states_multiplicity(tmp_path):
     assert {"tests", "changes", "warnings", "summary", "categories", "responses", "scans"} <= set(doc)
     assert json.loads((tmp_path / "c.json").read_text()) == doc
     assert list(tmp_path.iterdir()) == [tmp_path / "c.json"]  # no temporary file left
+
+
+def test_json_numbers_are_the_table_numbers_to_the_last_digit():
+    # pandas' to_json(double_precision=15) keeps 15 *decimal places*: a p-value of
+    # 1.234567e-14 became 1.2e-14 in comparison.json while tests.csv kept every digit.
+    scores, arms = _tiny(
+        [("a", 0, 20), ("a", 7, 10), ("b", 0, 30), ("b", 7, 25), ("c", 0, 25), ("c", 7, 26), ("d", 0, 21), ("d", 7, 9)],
+        [("a", "MSC"), ("b", "placebo"), ("c", "placebo"), ("d", "MSC")],
+    )
+    res = compare_arms(scores, arms, rng=0, mixed=False)
+    res.tests.loc[0, "p_unadjusted"] = 1.234567e-14
+    res.tests.loc[1, "estimate"] = 3.14159265358979e-6
+    doc = json.loads(res.to_json())
+    for name, table in res.tables.items():
+        for col in table.columns[[pd.api.types.is_float_dtype(t) for t in table.dtypes]]:
+            got = np.array([np.nan if r[col] is None else r[col] for r in doc[name]], float)
+            np.testing.assert_array_equal(got, table[col].to_numpy(float), err_msg=f"{name}.{col}")
 
 
 def test_bootstrap_reproducible_through_rng_argument():
