@@ -21,6 +21,8 @@ _API: dict[str, str] = {
     "PixelDecodeError": "imaging.errors",
     "NotAChestError": "imaging.errors",
     "InvalidTableError": "imaging.errors",
+    "InvalidArgumentError": "imaging.errors",
+    "MissingInputError": "imaging.errors",
     "CTVolume": "imaging.volume",
     "ScanInfo": "imaging.volume",
     # reading (issue: foundation)

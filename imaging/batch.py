@@ -91,6 +91,14 @@ ID_COLUMNS: tuple[str, ...] = ("patient_id", "study_date", "study_uid", "series_
 _REPLACED_KEYS = frozenset({"patient_id", "study_date", "study_uid", "series_uid", "error", "source"})
 #: Artefact kinds a task can write.
 ARTIFACT_KINDS = ("masks", "qc", "seg")
+
+#: Why ``score_studies`` refuses to run inside a starting worker process.
+MAIN_GUARD_HINT = (
+    "score_studies was called while a worker process was starting: worker processes are spawned and re-run "
+    "the calling script, so a script that calls score_studies with workers > 1 must do so under "
+    '`if __name__ == "__main__":`'
+)
+
 #: Default scorer (imported in the worker, so torch is never imported by the parent).
 DEFAULT_SCORER = "imaging.scores:score_scan"
 
@@ -500,7 +508,9 @@ def _run_isolated(task: _Task, ctx: Any, threads: int) -> dict[str, Any]:
         try:
             return pool.submit(run_task, task).result()
         except cf.process.BrokenProcessPool:
-            return _failed_record(task, "worker process died while scoring (killed by the system: out of memory?)")
+            return _failed_record(task, "worker process died while scoring (killed by the system: out of memory?"
+                                        " or, from a script, score_studies called without the "
+                                        "`if __name__ == \"__main__\":` guard)")
 
 
 def _failed_record(task: _Task, message: str) -> dict[str, Any]:
@@ -798,7 +808,8 @@ def score_studies(
         ``root`` does not exist or holds no DICOM study (nothing is written).
     InvalidArgumentError
         ``out`` overlaps ``root``, a key lies inside ``out``, bad ``workers`` (a
-        :class:`ValueError` and a :class:`~imaging.errors.ChestCTError`).
+        :class:`ValueError` and a :class:`~imaging.errors.ChestCTError`); also when
+        called while a worker process starts (a script without the ``__main__`` guard).
     KeyboardInterrupt
         After Ctrl-C; finished scans are stored and a rerun resumes.
     """
@@ -807,6 +818,8 @@ def score_studies(
     from imaging.dicom import find_series
     from imaging.errors import NoDicomFoundError
 
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise InvalidArgumentError(MAIN_GUARD_HINT)
     started = time.perf_counter()
     root_path = Path(root)
     if not root_path.exists():
@@ -836,7 +849,10 @@ def score_studies(
 
     s_name = scorer_name(scorer)
     version = software_version()
-    s_hash = settings_hash({"scorer": s_name, "options": _jsonable(options)})
+    settings: dict[str, Any] = {"scorer": s_name, "options": _jsonable(options)}
+    if key is not None:  # pseudonyms change the stored rows (no descriptions, no paths): never resume across
+        settings["pseudonym_key"] = _fingerprint(key)
+    s_hash = settings_hash(settings)
     wanted = tuple(k for k, on in zip(ARTIFACT_KINDS, (masks, qc, dicom_seg)) if on)
 
     catalog = find_series(root_path, rules=rules, overrides=overrides)  # reads only: before anything is written

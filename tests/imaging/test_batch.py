@@ -616,3 +616,45 @@ def test_one_series_uid_in_two_studies_gets_two_output_folders(tmp_path: Path) -
     assert len(folders) == 2
     counts = sorted(int((sitk.GetArrayFromImage(sitk.ReadImage(str(out / f))) > 0).sum()) for f in folders)
     assert counts[0] < counts[1]  # each study's own mask
+
+
+def test_pseudonymized_rerun_in_a_plain_out_does_not_reuse_plain_records(tmp_path: Path) -> None:
+    # a run without pseudonyms, then the same OUT with --pseudonymize: the resumed records kept the
+    # series description typed with a name (and folder paths in errors) in the "pseudonymized" table
+    root = tmp_path / "in"
+    write_series(root / "SMITH_JOHN" / "ct", patient_id="PID-1", study_key="v0", series_key="ax",
+                 study_date="20200301", hu=chest_hu(), description="CHEST AX DR ROE RICHARD")
+    out = tmp_path / "out"
+    options = dict(workers=1, rules=RULES, scorer=description_scorer, progress=False, masks=False, qc=False)
+    plain = score_studies(root, out=out, **options)
+    assert list(plain["series_description"]) == ["CHEST AX DR ROE RICHARD"]
+    key_file = tmp_path / "secret.key"
+    key_file.write_text("c" * 64 + "\n")
+    table = score_studies(root, out=out, pseudonym_key=key_file, **options)
+    assert table.attrs["summary"]["n_resumed"] == 0  # pseudonyms change the outputs: rescored
+    assert table["series_description"].isna().all()
+    assert list(table["patient_id"])[0].startswith("anon-")
+    assert b"ROE RICHARD" not in (out / "scores.csv").read_bytes() + (out / "manifest.csv").read_bytes()
+    again = score_studies(root, out=out, pseudonym_key=key_file, **options)
+    assert again.attrs["summary"]["n_resumed"] == 1  # same key: resumed
+
+
+def test_script_without_main_guard_gets_a_clear_error(tmp_path: Path) -> None:
+    # the README's `table = score_studies(...)` pasted into a script: each spawned worker re-ran the
+    # script, hit the output lock, died, and every scan became "killed by the system: out of memory?"
+    root = _tree(tmp_path / "in", n_patients=2)
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from imaging.selection import SelectionRules\n"
+        "from imaging.batch import score_studies\n"
+        "from tests.imaging.batch_helpers import toy_scorer\n"
+        f"table = score_studies({str(root)!r}, out={str(tmp_path / 'out')!r}, workers=2, progress=False,\n"
+        "                      rules=SelectionRules(min_slices=4), scorer=toy_scorer, masks=False, qc=False)\n"
+        "print('ERRORS', list(table['error']))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert "if __name__ == \"__main__\":" in done.stderr  # each worker says why it stopped
+    assert "is in use by process" not in done.stderr  # not the misleading lock message
+    errors = done.stdout.split("ERRORS", 1)[1]
+    assert "__main__" in errors  # the error rows name the likely cause, not only memory
