@@ -855,6 +855,8 @@ def score_studies(
     s_hash = settings_hash(settings)
     wanted = tuple(k for k, on in zip(ARTIFACT_KINDS, (masks, qc, dicom_seg)) if on)
 
+    if out_path is not None:
+        _check_pseudonym_mode(out_path, None if key is None else _fingerprint(key))
     catalog = find_series(root_path, rules=rules, overrides=overrides)  # reads only: before anything is written
     if not catalog.studies:
         counts = catalog.skipped_counts()
@@ -890,7 +892,8 @@ def score_studies(
                     frame[column] = [scrub(v) for v in frame[column]]
             atomic_write(out_path / "manifest.csv", lambda p: frame.to_csv(p, index=False))
             atomic_write_json(out_path / "manifest.json", _manifest_json(catalog, pseudonym, scrub, s_name, options,
-                                                                         version, with_paths=key is None))
+                                                                         version, with_paths=key is None,
+                                                                         key_fp=None if key is None else _fingerprint(key)))
 
         tasks: list[_Task] = []
         chosen_in = Counter(st.chosen.series_uid for st in catalog.studies if st.chosen is not None)
@@ -986,6 +989,27 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _check_pseudonym_mode(out: Path, key_fp: str | None) -> None:
+    """Refuse an OUT written by a run with other pseudonym settings: its files (masks, SEG,
+    stored records) would keep the other run's IDs and paths beside the new ones."""
+    manifest = out / "manifest.json"
+    try:
+        before = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a new OUT (or no readable manifest: nothing to compare with)
+    if not isinstance(before, dict):
+        return
+    # manifests written before the fingerprint was recorded: pseudonymized ones have no root
+    old_fp = before.get("pseudonym_key_fingerprint", None if before.get("root") else "unknown key")
+    if old_fp != key_fp:
+        was = "without pseudonyms" if old_fp is None else f"with pseudonym key {old_fp}"
+        now = "without pseudonyms" if key_fp is None else f"with pseudonym key {key_fp}"
+        raise InvalidArgumentError(
+            f"output folder {str(out)!r} holds the outputs of a run {was}; this run is {now}. Its files "
+            "(masks, DICOM SEG, stored results) would keep the other run's identifiers: write to a new, "
+            "empty output folder")
+
+
 def _fingerprint(key: bytes) -> str:
     from imaging.pseudonym import key_fingerprint
 
@@ -1007,7 +1031,8 @@ def _load_pseudonym_key(pseudonym_key: Any, out: Path | None) -> bytes | None:
 
 
 def _manifest_json(catalog: Any, pseudonym: Callable[[str | None], str | None], scrub: Callable[[Any], Any], s_name: str,
-                   options: Mapping[str, Any], version: str, *, with_paths: bool) -> dict[str, Any]:
+                   options: Mapping[str, Any], version: str, *, with_paths: bool,
+                   key_fp: str | None = None) -> dict[str, Any]:
     root = Path(catalog.root)
     studies = []
     for study in catalog.studies:
@@ -1027,6 +1052,7 @@ def _manifest_json(catalog: Any, pseudonym: Callable[[str | None], str | None], 
         })
     return {
         "root": str(root) if with_paths else None,
+        "pseudonym_key_fingerprint": key_fp,
         "software_version": version,
         "scorer": s_name,
         "score_options": _jsonable(dict(options)),

@@ -618,9 +618,11 @@ def test_one_series_uid_in_two_studies_gets_two_output_folders(tmp_path: Path) -
     assert counts[0] < counts[1]  # each study's own mask
 
 
-def test_pseudonymized_rerun_in_a_plain_out_does_not_reuse_plain_records(tmp_path: Path) -> None:
-    # a run without pseudonyms, then the same OUT with --pseudonymize: the resumed records kept the
-    # series description typed with a name (and folder paths in errors) in the "pseudonymized" table
+def test_pseudonymized_run_into_an_out_written_without_pseudonyms_is_refused(tmp_path: Path) -> None:
+    # a run without pseudonyms, then the same OUT with --pseudonymize: the earlier masks, DICOM SEG
+    # (real PatientID) and stored records stayed beside the "pseudonymized" table
+    from imaging.errors import InvalidArgumentError
+
     root = tmp_path / "in"
     write_series(root / "SMITH_JOHN" / "ct", patient_id="PID-1", study_key="v0", series_key="ax",
                  study_date="20200301", hu=chest_hu(), description="CHEST AX DR ROE RICHARD")
@@ -630,13 +632,21 @@ def test_pseudonymized_rerun_in_a_plain_out_does_not_reuse_plain_records(tmp_pat
     assert list(plain["series_description"]) == ["CHEST AX DR ROE RICHARD"]
     key_file = tmp_path / "secret.key"
     key_file.write_text("c" * 64 + "\n")
-    table = score_studies(root, out=out, pseudonym_key=key_file, **options)
-    assert table.attrs["summary"]["n_resumed"] == 0  # pseudonyms change the outputs: rescored
-    assert table["series_description"].isna().all()
-    assert list(table["patient_id"])[0].startswith("anon-")
-    assert b"ROE RICHARD" not in (out / "scores.csv").read_bytes() + (out / "manifest.csv").read_bytes()
-    again = score_studies(root, out=out, pseudonym_key=key_file, **options)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(InvalidArgumentError, match="without pseudonyms.*new, empty output folder"):
+        score_studies(root, out=out, pseudonym_key=key_file, **options)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing written
+    pseudo = tmp_path / "pseudo"
+    table = score_studies(root, out=pseudo, pseudonym_key=key_file, **options)
+    assert table["series_description"].isna().all() and list(table["patient_id"])[0].startswith("anon-")
+    again = score_studies(root, out=pseudo, pseudonym_key=key_file, **options)
     assert again.attrs["summary"]["n_resumed"] == 1  # same key: resumed
+    other = tmp_path / "other.key"
+    other.write_text("d" * 64 + "\n")
+    with pytest.raises(InvalidArgumentError, match="with pseudonym key"):
+        score_studies(root, out=pseudo, pseudonym_key=other, **options)
+    with pytest.raises(InvalidArgumentError, match="this run is without pseudonyms"):
+        score_studies(root, out=pseudo, **options)
 
 
 def test_script_without_main_guard_gets_a_clear_error(tmp_path: Path) -> None:
