@@ -187,7 +187,10 @@ def _table_label(table: pd.DataFrame, name: str) -> str:
     source = table.attrs.get("source")
     return f"{name} table {source!r}" if source else f"{name} table"
 
-_REFERENCE_PATTERN = re.compile(r"placebo|control|standard|usual|soc\b", re.IGNORECASE)
+_REFERENCE_PATTERN = re.compile(r"placebo|control|standard|usual|\bsoc\b", re.IGNORECASE)
+#: An arm named by the reference term alone ("SOC", "Placebo", "standard of care") is taken
+#: before arms that only contain one ("MSC + SOC").
+_REFERENCE_NAME = re.compile(r"\s*(placebo|controls?|standard( of)? care|standard|usual care|soc)\s*", re.IGNORECASE)
 _EPS = 1e-9
 
 
@@ -684,6 +687,8 @@ def reference_rule(arm_names: list[str], reference_arm: str | None) -> str:
     """How :func:`choose_reference` picks the reference arm, in words (recorded in the outputs)."""
     if reference_arm is not None:
         return "given (reference_arm / --reference-arm)"
+    if sum(bool(_REFERENCE_NAME.fullmatch(a)) for a in arm_names) == 1:
+        return "default: the only arm named by a reference term alone (placebo/control/standard/usual care/SOC)"
     matches = [a for a in arm_names if _REFERENCE_PATTERN.search(a)]
     if len(matches) == 1:
         return "default: the only arm named placebo/control/standard/usual/SOC"
@@ -698,8 +703,11 @@ def choose_reference(arm_names: list[str], reference_arm: str | None) -> str:
         if str(reference_arm) not in arm_names:
             raise ValueError(f"reference_arm {reference_arm!r} is not an arm with scans; arms: {arm_names}")
         return str(reference_arm)
-    matches = [a for a in arm_names if _REFERENCE_PATTERN.search(a)]
-    return matches[0] if len(matches) == 1 else sorted(arm_names)[0]
+    for pattern in (_REFERENCE_NAME.fullmatch, _REFERENCE_PATTERN.search):
+        matches = [a for a in arm_names if pattern(a)]
+        if len(matches) == 1:
+            return matches[0]
+    return sorted(arm_names)[0]
 
 
 def check_scores(scores: pd.DataFrame, metrics: Sequence[str] | str | None,

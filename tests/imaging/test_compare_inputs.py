@@ -103,7 +103,7 @@ def test_reference_arm_and_its_rule_are_recorded_and_printed(tmp_path, capsys):
     scores, arms = _trial()
     res = compare_arms(scores, arms, mixed=False, **FAST)
     assert res.settings["reference_arm"] == "placebo"
-    assert "only arm named placebo" in res.settings["reference_rule"]
+    assert "only arm named by a reference term" in res.settings["reference_rule"]
     # no placebo-like name: alphabetically first, and the outputs say so
     renamed = arms.assign(arm=arms["arm"].map({"MSC": "MSC", "placebo": "vehicle"}))
     res = compare_arms(scores, renamed, mixed=False, **FAST)
@@ -115,6 +115,19 @@ def test_reference_arm_and_its_rule_are_recorded_and_printed(tmp_path, capsys):
     assert "vehicle minus MSC (reference arm: default: alphabetically first" in out and "--reference-arm" in out
     doc = json.loads((tmp_path / "rep" / "comparison.json").read_text())
     assert doc["settings"]["reference_arm"] == "MSC" and "alphabetically" in doc["settings"]["reference_rule"]
+
+
+def test_reference_arm_named_by_the_term_alone_beats_a_combination_arm():
+    # arms MSC, MSC + SOC and SOC: two names contain "SOC", and MSC was taken as the reference
+    from imaging.trial_tables import choose_reference, reference_rule
+
+    arms = ["MSC", "MSC + SOC", "SOC"]
+    assert choose_reference(arms, None) == "SOC" and "term alone" in reference_rule(arms, None)
+    assert choose_reference(["Drug + standard of care", "Standard of care"], None) == "Standard of care"
+    assert choose_reference(["A + SOC", "B + SOC"], None) == "A + SOC"  # ambiguous: alphabetically first
+    assert "alphabetically first" in reference_rule(["A + SOC", "B + SOC"], None)
+    assert choose_reference(["associate", "MSC"], None) == "MSC"  # "soc" inside a word is no match
+    assert reference_rule(["associate", "MSC"], None).startswith("default: alphabetically first, as no arm")
 
 
 # ------------------------------------------------------------------ 5. clashing column names
