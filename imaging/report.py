@@ -205,6 +205,20 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
+def _fmt_p(p: Any) -> str:
+    """A p-value for the tables: ``<0.001``; three significant digits below 0.1 (so 0.0496
+    and 0.0504 stay apart); two decimals above.
+
+    >>> [_fmt_p(v) for v in (0.0002, 0.00431, 0.0496, 0.0504, 0.2371, float("nan"))]
+    ['<0.001', '0.00431', '0.0496', '0.0504', '0.24', '–']
+    """
+    if p is None or not np.isfinite(p):
+        return "–"
+    if p < 0.001:
+        return "<0.001"
+    return f"{p:.3g}" if p < 0.1 else f"{p:.2f}"
+
+
 #: outcome -> (median column label, HL column, summary outcome), units in the names.
 _OUTCOME_LABELS: dict[str, tuple[str, str, str]] = {
     "change": ("change", "HL difference [CI]", "change"),
@@ -252,10 +266,10 @@ def key_results(comparison: Comparison) -> pd.DataFrame:
             f"median {label} {treatment}": med(treatment),
             f"median {label} {reference}": med(reference),
             hl_label: f"{_fmt(hl['estimate'])} [{_fmt(hl['ci_low'])}, {_fmt(hl['ci_high'])}]",
-            "Mann-Whitney p": _fmt(by.loc["mann_whitney", "p_unadjusted"], 2),
-            "Welch p": _fmt(by.loc["welch_t", "p_unadjusted"], 2),
+            "Mann-Whitney p": _fmt_p(by.loc["mann_whitney", "p_unadjusted"]),
+            "Welch p": _fmt_p(by.loc["welch_t", "p_unadjusted"]),
             ancova_label: f"{_fmt(an['estimate'])} [{_fmt(an['ci_low'])}, {_fmt(an['ci_high'])}]",
-            "ANCOVA p": _fmt(an["p_unadjusted"], 2),
+            "ANCOVA p": _fmt_p(an["p_unadjusted"]),
         })
     return pd.DataFrame(rows)
 
