@@ -338,22 +338,36 @@ def _category_rows(responses: pd.DataFrame, visits: list[str], arm_names: list[s
     return rows
 
 
+def _cell_rng(seed: int, *cell: str) -> np.random.Generator:
+    """A generator seeded by ``seed`` and the cell's names (stable across runs and platforms)."""
+    import hashlib
+
+    digest = hashlib.sha256("\x1f".join(str(c) for c in cell).encode("utf-8")).digest()
+    return np.random.default_rng([int(seed), *np.frombuffer(digest[:16], dtype=np.uint32).tolist()])
+
+
 def _visit_test_rows(
     changes: pd.DataFrame, responses: pd.DataFrame, pair: tuple[str, str], visits: list[str],
     metrics: Sequence[str], response_metric: str, *, outcome: str, confidence: float, n_boot: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator, seed: int | None = None, stratum: str = "all",
 ) -> list[dict[str, Any]]:
-    """Per-visit two-sample tests of every metric and the response-category tests."""
+    """Per-visit two-sample tests of every metric and the response-category tests.
+
+    With an integer ``seed`` each cell's bootstrap draws from its own generator, seeded by
+    the seed and the cell (arms, stratum, visit, metric, outcome): a cell's interval does not
+    change when other metrics, visits or strata are added to the analysis.  Without one the
+    cells draw in turn from ``rng``."""
     treatment, reference = pair
     rows = []
     for visit in visits:
         for metric in metrics:
             cell = changes[(changes["visit"] == visit) & (changes["metric"] == metric)]
             xs, ys = cell[cell["arm"] == treatment], cell[cell["arm"] == reference]
+            cell_rng = rng if seed is None else _cell_rng(seed, treatment, reference, stratum, visit, metric, outcome)
             results = _test_rows(
                 xs[outcome].dropna().to_numpy(float), ys[outcome].dropna().to_numpy(float),
                 xs[["baseline", "value"]].to_numpy(float), ys[["baseline", "value"]].to_numpy(float),
-                outcome=outcome, confidence=confidence, n_boot=n_boot, rng=rng,
+                outcome=outcome, confidence=confidence, n_boot=n_boot, rng=cell_rng,
             )
             rows += [{"visit": visit, "metric": metric, "outcome": out_name, "n_treatment": nx,
                       "n_reference": ny, **res.as_dict()} for out_name, res, nx, ny in results]
@@ -473,8 +487,11 @@ def compare_arms(
     mixed : bool
         Fit the linear mixed model over all visits.
     rng : numpy.random.Generator or int, optional
-        Bootstrap randomness (an int is a seed).  None draws fresh entropy: results then
-        differ run to run in the bootstrap CI only.
+        Bootstrap randomness.  An int is a seed: each cell (arms, stratum, visit, metric)
+        then gets its own generator seeded by it and the cell, so a cell's interval does not
+        change when metrics, visits or strata are added.  A Generator is drawn from by the
+        cells in turn.  None draws fresh entropy: results then differ run to run in the
+        bootstrap CI only.
     date_format : str, optional
         :meth:`datetime.strptime` format of ``study_date`` text in another layout, e.g.
         ``"%d/%m/%Y"``.  Without it a ``DD/MM/YYYY``-like date raises
@@ -600,7 +617,8 @@ def compare_arms(
         cat_rows += [{**label, **r} for r in _category_rows(sub_resp, follow_visits, arm_names)]
         for treatment in treatments:
             pair = (treatment, reference)
-            rows = _visit_test_rows(sub, sub_resp, pair, follow_visits, metrics, response_metric, **options)
+            rows = _visit_test_rows(sub, sub_resp, pair, follow_visits, metrics, response_metric, **options,
+                                    seed=seed, stratum=stratum)
             if mixed:
                 rows += _mixed_rows(sub, pair, metrics, confidence=confidence)
             test_rows += [{"comparison": f"{treatment} vs {reference}", **label, **r} for r in rows]

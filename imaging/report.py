@@ -291,7 +291,8 @@ def methods_text(comparison: Comparison) -> str:
              "and their interaction with a random intercept per patient gave the arm × day effect "
              "(difference in slope per day) with its Wald CI." if s["mixed_model"] else "")
     strata = (f" All analyses were repeated within each level of {', '.join(s['strata'])}." if s["strata"] else "")
-    seed = "not fixed" if s["seed"] is None else str(s["seed"])
+    seed = ("not fixed (or a generator passed in)" if s["seed"] is None
+            else f"{s['seed']} combined with each comparison, stratum, visit and metric")
     return (
         f"{visit_txt} Days since baseline come from {s['day_source']}; the baseline visit is {s['baseline_visit']!r}; "
         "change is follow-up minus baseline "
