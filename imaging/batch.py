@@ -362,7 +362,7 @@ def _write_artifacts(task: _Task, volume: Any, result: Any, row: Mapping[str, An
             f"   percent opacity {po:.1f} %" if isinstance(po, (int, float)) and math.isfinite(po) else "")
         atomic_write(scan_dir / "qc.png", lambda p: render_qc(
             p, volume.hu, spacing_mm=volume.spacing_mm, lungs=masks.get("lungs"), opacity=masks.get("opacity"),
-            title=title))
+            title=title, origin_mm=volume.origin_mm, direction=volume.direction))
         artifacts["qc"] = f"{task.rel_dir}/qc.png"
     if "seg" in task.artifacts:
         try:

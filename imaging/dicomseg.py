@@ -54,6 +54,7 @@ PHI_ATTRIBUTES_CLEARED: tuple[str, ...] = (
     "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
     "PerformingPhysicianName", "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy", "OperatorsName",
     "AccessionNumber",
+    "LastMenstrualDate",  # a health-related date of the patient (Patient Study module)
 )
 
 

@@ -85,15 +85,19 @@ def _overlay(ax, image: np.ndarray, lungs: np.ndarray | None, opacity: np.ndarra
             rgba[opacity == value, 3] = 0.45
         ax.imshow(rgba, aspect=aspect, origin=origin, interpolation="nearest")
     if lungs is not None and np.any(lungs):
+        # pixel-centre coordinates, as imshow uses for either origin (contour's own `origin`
+        # would flip the outline vertically for "upper" and shift it by half a pixel)
+        rows, cols = np.arange(lungs.shape[0]), np.arange(lungs.shape[1])
         for value in np.unique(lungs[lungs > 0]):
-            ax.contour((lungs == value).astype(np.float32), levels=[0.5], colors=_LUNG_COLOURS.get(int(value), "white"),
-                       linewidths=0.8, origin=origin)
+            ax.contour(cols, rows, (lungs == value).astype(np.float32), levels=[0.5],
+                       colors=_LUNG_COLOURS.get(int(value), "white"), linewidths=0.8)
     ax.set_axis_off()
 
 
 def render_qc(path: str | os.PathLike[str], hu: np.ndarray, *, spacing_mm: Sequence[float],
               lungs: np.ndarray | None = None, opacity: np.ndarray | None = None,
-              title: str = "", dpi: int = 80) -> Path:
+              title: str = "", dpi: int = 80, origin_mm: Sequence[float] | None = None,
+              direction: np.ndarray | None = None) -> Path:
     """Draw the QC picture of one scan and write it as PNG (directly to ``path``).
 
     Parameters
@@ -111,6 +115,14 @@ def render_qc(path: str | os.PathLike[str], hu: np.ndarray, *, spacing_mm: Seque
         Shown above the panels; put no patient names here.
     dpi : int
         Resolution of the PNG.
+    origin_mm : (3,) sequence of float, optional
+        LPS position (x, y, z), mm, of voxel ``[0, 0, 0]`` (:attr:`CTVolume.origin_mm`).  When
+        given, each panel title also gives the patient position of its slice centre (axial:
+        ``z``, coronal: ``y``, mm), which is what viewers show (SliceLocation), so the slice
+        can be found in the original series whatever its stored order; the index alone
+        counts from the most inferior slice.
+    direction : (3, 3) ndarray, optional
+        ITK direction matrix (:attr:`CTVolume.direction`); identity when omitted.
 
     Returns
     -------
@@ -127,6 +139,10 @@ def render_qc(path: str | os.PathLike[str], hu: np.ndarray, *, spacing_mm: Seque
     sz, sy, sx = (float(s) for s in spacing_mm)
     if min(sz, sy, sx) <= 0:
         raise ValueError(f"spacing_mm must be positive, got {tuple(spacing_mm)}")
+    if origin_mm is not None and np.shape(origin_mm) != (3,):
+        raise ValueError(f"origin_mm must be 3 numbers (x, y, z), got {origin_mm!r}")
+    if direction is not None and np.size(direction) != 9:
+        raise ValueError(f"direction must be a 3x3 matrix, got shape {np.shape(direction)}")
     lung_ref = lungs if lungs is not None else np.zeros(hu.shape, np.uint8)
     slices = representative_slices(lung_ref, opacity)
     if lungs is not None and np.any(lungs):
@@ -134,15 +150,23 @@ def render_qc(path: str | os.PathLike[str], hu: np.ndarray, *, spacing_mm: Seque
     else:
         y_centre = hu.shape[1] // 2
 
+    def position(z: float, y: float, x: float, axis: int) -> str:
+        if origin_mm is None:
+            return ""
+        d = np.eye(3) if direction is None else np.asarray(direction, np.float64).reshape(3, 3)
+        lps = np.asarray(origin_mm, np.float64) + d @ (np.array([x * sx, y * sy, z * sz]))
+        return f"  ({'xyz'[axis]} {lps[axis]:.1f} mm)"
+
+    Z, Y, X = hu.shape
     fig = Figure(figsize=(3.2 * (len(slices) + 1), 3.6), dpi=dpi)
     axes = fig.subplots(1, len(slices) + 1)
     for ax, z in zip(axes, slices):
         _overlay(ax, hu[z], None if lungs is None else lungs[z], None if opacity is None else opacity[z],
                  aspect=sy / sx, origin="upper")
-        ax.set_title(f"axial {z}", fontsize=8)
+        ax.set_title(f"axial {z}" + position(z, (Y - 1) / 2, (X - 1) / 2, 2), fontsize=8)
     _overlay(axes[-1], hu[:, y_centre, :], None if lungs is None else lungs[:, y_centre, :],
              None if opacity is None else opacity[:, y_centre, :], aspect=sz / sx, origin="lower")
-    axes[-1].set_title(f"coronal {y_centre}", fontsize=8)
+    axes[-1].set_title(f"coronal {y_centre}" + position((Z - 1) / 2, y_centre, (X - 1) / 2, 1), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()

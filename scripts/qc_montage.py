@@ -91,7 +91,7 @@ def render_montage(
     views = [("axial", z) for z in axial] + [("coronal", yc), ("sagittal", xc)]
     fig, axes = plt.subplots(2, len(views), figsize=(3.2 * len(views), 6.6), squeeze=False)
     for col, (kind, idx) in enumerate(views):
-        aspect = 1.0 if kind == "axial" else sz / (sx if kind == "coronal" else sy)
+        aspect = sy / sx if kind == "axial" else sz / (sx if kind == "coronal" else sy)  # pixel height / width
         for row, win in enumerate((_LUNG_WINDOW, _MEDIASTINAL_WINDOW)):
             ax = axes[row, col]
             ax.imshow(_window(cut(hu, kind, idx), win), cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")

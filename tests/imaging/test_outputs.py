@@ -220,3 +220,13 @@ def test_dicom_seg_drops_free_text_copied_from_the_sources(tmp_path: Path) -> No
     assert seg.StudyID == "" and "StudyID" in seg  # Type 2: kept, emptied
     assert seg.PatientID == "anon-1" and seg.StudyInstanceUID == first.StudyInstanceUID and seg.StudyDate == "20200101"
     hd.seg.Segmentation.from_dataset(seg)  # still a valid SEG for highdicom
+
+
+def test_dicom_seg_drops_the_last_menstrual_date(tmp_path: Path) -> None:
+    # highdicom copies it from the sources' Patient Study module (LIDC-IDRI files carry one);
+    # a health-related date of the patient, not among what the SEG keeps (imaging/dicomseg.py)
+    import pydicom
+
+    blob, _ = _seg_from_altered_sources(tmp_path, {"LastMenstrualDate": "19990817"}, {})
+    assert b"19990817" not in blob
+    assert "LastMenstrualDate" not in pydicom.dcmread(tmp_path / "seg.dcm")

@@ -57,3 +57,19 @@ def test_one_png_name_for_several_montages_is_a_usage_error(tmp_path: Path, caps
         assert exit_info.value.code == 2
         assert "is one PNG file, but 2 montages" in capsys.readouterr().err
         assert not (tmp_path / "x.png").exists()
+
+
+def test_pixels_drawn_at_their_true_aspect_ratio(tmp_path: Path, monkeypatch) -> None:
+    # non-square in-plane pixels (rows 1 mm apart, columns 2 mm): every panel's aspect is
+    # (vertical spacing) / (horizontal spacing), axial included
+    import matplotlib.pyplot as plt
+
+    from imaging.volume import CTVolume
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    volume = CTVolume(np.full((6, 10, 8), -800, np.int16), (3.0, 1.0, 2.0))
+    qc.render_montage(volume, tmp_path / "m.png")
+    (fig,) = figures
+    aspects = [float(ax.get_aspect()) for ax in fig.axes[:5]]  # axial x3, coronal, sagittal
+    assert aspects == pytest.approx([0.5, 0.5, 0.5, 1.5, 3.0])

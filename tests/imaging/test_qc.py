@@ -1,0 +1,59 @@
+"""The QC picture: overlays drawn where the voxels they outline are shown."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imaging import qc
+
+
+def _outline_vertices(origin: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    from matplotlib.figure import Figure
+
+    image = np.full((20, 16), -1000.0)
+    lungs = np.zeros((20, 16), np.uint8)
+    r0, r1, c0, c1 = 2, 6, 3, 8  # top-left block: flips and shifts are visible
+    lungs[r0:r1 + 1, c0:c1 + 1] = 1
+    ax = Figure().subplots()
+    qc._overlay(ax, image, lungs, None, aspect=1.0, origin=origin)
+    paths = [p for coll in ax.collections for p in (coll.get_paths() if hasattr(coll, "get_paths") else [])]
+    vertices = np.concatenate([p.vertices for p in paths if len(p.vertices)])
+    return vertices, (r0, r1, c0, c1)
+
+
+@pytest.mark.parametrize("origin", ["upper", "lower"])
+def test_lung_outline_lies_on_the_outlined_pixels(origin):
+    # imshow puts pixel (row r, column c) at data (c, r) for either origin; the outline of a
+    # block of pixels must run along that block's edges (± half a pixel), not mirrored or shifted.
+    vertices, (r0, r1, c0, c1) = _outline_vertices(origin)
+    assert vertices[:, 1].min() == pytest.approx(r0 - 0.5) and vertices[:, 1].max() == pytest.approx(r1 + 0.5)
+    assert vertices[:, 0].min() == pytest.approx(c0 - 0.5) and vertices[:, 0].max() == pytest.approx(c1 + 0.5)
+
+
+def test_render_qc_writes_png_with_axial_and_coronal_panels(tmp_path):
+    hu = np.full((12, 20, 16), -1000, np.int16)
+    lungs = np.zeros(hu.shape, np.uint8)
+    lungs[2:10, 4:14, 2:7] = 1
+    lungs[2:10, 4:14, 9:14] = 2
+    hu[lungs > 0] = -850
+    path = qc.render_qc(tmp_path / "qc.png", hu, spacing_mm=(3.0, 1.0, 1.0), lungs=lungs, title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_panel_titles_give_the_patient_position_of_each_slice(tmp_path, monkeypatch):
+    # the index counts from the most inferior slice, but a series is often stored head first
+    # (LIDC-IDRI): the title must also give the position a viewer shows for that slice
+    from matplotlib.figure import Figure
+
+    saved = []
+    real_savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (saved.append(self), real_savefig(self, *a, **k))[1])
+    hu = np.full((10, 8, 6), -1000, np.int16)
+    lungs = np.zeros(hu.shape, np.uint8)
+    lungs[1:10, 2:6, 1:5] = 1  # rows 2..5: centre row 4 (3.5 rounded to even)
+    qc.render_qc(tmp_path / "qc.png", hu, spacing_mm=(2.5, 1.0, 1.0), lungs=lungs,
+                 origin_mm=(-3.0, 10.0, -340.0))
+    titles = [ax.get_title() for ax in saved[0].axes]
+    # axial 3 and 7 (30 % / 70 % of lung slices 1..9): z = -340 + 2.5 k; coronal row 4: y = 10 + 4
+    assert titles == ["axial 3  (z -332.5 mm)", "axial 7  (z -322.5 mm)", "coronal 4  (y 14.0 mm)"]
