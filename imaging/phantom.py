@@ -107,6 +107,12 @@ class Phantom:
         Fraction of the lesion volume asked to be consolidation.
     crazy_paving : bool
         Whether septal lines were drawn inside the ground-glass.
+    noise_hu : float
+        Standard deviation of the image noise, HU.
+    fov_circle : bool
+        Whether voxels outside the reconstruction circle were set to -1024 HU.
+    work_spacing_mm : (z, y, x) tuple of float
+        Finest spacing at which the anatomy was painted (kept for :meth:`follow_up`).
     """
 
     volume: CTVolume
@@ -118,6 +124,8 @@ class Phantom:
     consolidation_fraction: float = 0.3
     crazy_paving: bool = False
     noise_hu: float = 0.0
+    fov_circle: bool = True
+    work_spacing_mm: tuple[float, float, float] = _DEFAULT_WORK_SPACING_MM
 
     def _ml(self, mask: np.ndarray) -> float:
         return float(np.count_nonzero(mask)) * self.volume.voxel_volume_ml
@@ -188,7 +196,8 @@ class Phantom:
     ) -> "Phantom":
         """The same patient re-imaged at a later visit.
 
-        Same anatomy, same matrix and spacing, the same disease pattern grown or shrunk
+        Same anatomy, same matrix, spacing and image formation (noise level,
+        reconstruction circle, work grid), the same disease pattern grown or shrunk
         to ``percent_opacity``; a new random pose (position, inspiration) and noise
         drawn from ``rng`` unless ``pose`` is given.
 
@@ -214,9 +223,11 @@ class Phantom:
             consolidation_fraction=self.consolidation_fraction if consolidation_fraction is None else consolidation_fraction,
             crazy_paving=self.crazy_paving if crazy_paving is None else crazy_paving,
             noise_hu=self.noise_hu,
+            fov_circle=self.fov_circle,
+            work_spacing_mm=self.work_spacing_mm,
             rng=rng,
             anatomy=self.anatomy,
-            pose=Pose.random(rng) if pose is None else pose,
+            pose=pose,  # None: make_phantom draws Pose.random(rng) first, after checking rng
             info=self.volume.info if info is None else info,
         )
 
@@ -420,6 +431,13 @@ def _work_shape(shape: tuple[int, int, int], spacing: tuple[float, float, float]
     return tuple(out)  # type: ignore[return-value]
 
 
+def _real(name: str, value: object) -> float:
+    """``value`` as a float; TypeError naming ``name`` when it is not a real number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def make_phantom(
     *,
     shape: tuple[int, int, int] = (60, 128, 128),
@@ -478,7 +496,9 @@ def make_phantom(
     ValueError
         On a bad shape, spacing, percent, fraction or noise level.
     TypeError
-        When ``rng`` is not a :class:`numpy.random.Generator`.
+        When ``rng`` is not a :class:`numpy.random.Generator`, ``anatomy`` not an
+        :class:`Anatomy`, ``pose`` not a :class:`Pose`, or a percent, fraction or noise
+        level not a number.
 
     Examples
     --------
@@ -491,22 +511,28 @@ def make_phantom(
     >>> later.percent_opacity < p.percent_opacity
     True
     """
-    shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
-    if len(shape) != 3 or min(shape) < 8:
+    if np.ndim(shape) != 1 or len(shape) != 3 or any(float(n) != int(n) or int(n) < 8 for n in shape):
         raise ValueError(f"shape must be 3 integers (Z, Y, X), each >= 8, got {shape}")
+    shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
     spacing = tuple(float(s) for s in spacing_mm)
     if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
         raise ValueError(f"spacing_mm must be 3 positive numbers (z, y, x), got {spacing_mm}")
-    if not (0.0 <= float(percent_opacity) <= 95.0):
+    percent_opacity = _real("percent_opacity", percent_opacity)
+    if not (0.0 <= percent_opacity <= 95.0):
         raise ValueError(f"percent_opacity must be between 0 and 95, got {percent_opacity}")
-    if not (0.0 <= float(consolidation_fraction) <= 1.0):
+    consolidation_fraction = _real("consolidation_fraction", consolidation_fraction)
+    if not (0.0 <= consolidation_fraction <= 1.0):
         raise ValueError(f"consolidation_fraction must be between 0 and 1, got {consolidation_fraction}")
-    if noise_hu is not None and not (0.0 <= float(noise_hu) <= 200.0):
+    if noise_hu is not None and not (0.0 <= _real("noise_hu", noise_hu) <= 200.0):
         raise ValueError(f"noise_hu must be between 0 and 200 HU, got {noise_hu}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if anatomy is not None and not isinstance(anatomy, Anatomy):
+        raise TypeError(f"anatomy must be an Anatomy (from make_anatomy or Phantom.anatomy), got {type(anatomy).__name__}")
+    if pose is not None and not isinstance(pose, Pose):
+        raise TypeError(f"pose must be a Pose, got {type(pose).__name__}")
     ws = tuple(float(s) for s in work_spacing_mm)
-    if len(ws) != 3 or not all(s > 0 for s in ws):
+    if len(ws) != 3 or not all(np.isfinite(s) and s > 0 for s in ws):
         raise ValueError(f"work_spacing_mm must be 3 positive numbers, got {work_spacing_mm}")
 
     if anatomy is None:
@@ -647,6 +673,7 @@ def make_phantom(
     return Phantom(
         volume=volume, lungs=lungs, lesions=lesions, anatomy=anatomy, pose=pose,
         target_percent_opacity=float(percent_opacity), consolidation_fraction=float(consolidation_fraction),
-        crazy_paving=bool(crazy_paving), noise_hu=float(noise_hu),
+        crazy_paving=bool(crazy_paving), noise_hu=float(noise_hu), fov_circle=bool(fov_circle),
+        work_spacing_mm=ws,  # type: ignore[arg-type]
     )
 

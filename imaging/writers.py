@@ -150,6 +150,28 @@ def _save(ds, pixels: np.ndarray, path: Path, transfer_syntax: str) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def _check_values(**named: tuple[str, object]) -> None:
+    """Refuse argument values that would make an invalid DICOM attribute.
+
+    ``named`` maps an argument name to ``(VR, value)``; a list or tuple value is
+    checked item by item (a multi-valued attribute).  A backslash inside one value
+    would split it into several values on reading, so it is refused too.
+    """
+    from pydicom import config
+    from pydicom.valuerep import validate_value
+
+    for name, (vr, value) in named.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(item, str):
+                raise ValueError(f"{name} must be a string, got {item!r}")
+            try:
+                if "\\" in item:
+                    raise ValueError("a backslash separates DICOM values")
+                validate_value(vr, item, config.RAISE)
+            except ValueError as exc:
+                raise ValueError(f"{name} {item!r} is not a valid DICOM {vr} value: {exc}") from None
+
+
 def _resolve_uids(patient_id: str, study_uid: str | None, series_uid: str | None, study_date: str,
                   series_number: int, series_description: str, kernel: str, rng: np.random.Generator | None) -> tuple[str, str]:
     salt = "" if rng is None else str(int(rng.integers(0, 2**63 - 1)))
@@ -159,10 +181,10 @@ def _resolve_uids(patient_id: str, study_uid: str | None, series_uid: str | None
 
 
 def _check_common(patient_id: str, series_number: int, transfer_syntax: str) -> None:
-    if not isinstance(patient_id, str) or not patient_id or len(patient_id) > 64:
-        raise ValueError(f"patient_id must be a non-empty string of at most 64 characters, got {patient_id!r}")
-    if not isinstance(series_number, (int, np.integer)) or series_number < 0:
-        raise ValueError(f"series_number must be a non-negative integer, got {series_number!r}")
+    if not isinstance(patient_id, str) or not patient_id or len(patient_id) > 64 or "\\" in patient_id:
+        raise ValueError(f"patient_id must be a non-empty string of at most 64 characters without a backslash, got {patient_id!r}")
+    if not isinstance(series_number, (int, np.integer)) or not 0 <= series_number < 2**31:
+        raise ValueError(f"series_number must be an integer from 0 to 2**31 - 1, got {series_number!r}")
     if transfer_syntax not in SUPPORTED_TRANSFER_SYNTAXES:
         raise ValueError(
             f"transfer_syntax {transfer_syntax!r} is not supported; use one of "
@@ -208,8 +230,8 @@ def write_dicom_series(
     series_number : int
     series_description, kernel : str
         SeriesDescription and ConvolutionKernel.
-    image_type : sequence of str
-        ImageType values.
+    image_type : sequence of str, or str
+        ImageType values (a string is split at backslashes: ``"ORIGINAL\\PRIMARY\\AXIAL"``).
     slice_thickness_mm : float, optional
         Defaults to ``volume.info.slice_thickness_mm``, else the slice spacing.
     manufacturer : str
@@ -243,12 +265,16 @@ def write_dicom_series(
     if not isinstance(volume, CTVolume):
         raise ValueError(f"volume must be a CTVolume, got {type(volume).__name__}")
     _check_common(patient_id, series_number, transfer_syntax)
+    image_type = image_type.split("\\") if isinstance(image_type, str) else list(image_type)
+    _check_values(study_time=("TM", study_time), series_description=("LO", series_description), kernel=("SH", kernel),
+                  image_type=("CS", image_type), manufacturer=("LO", manufacturer),
+                  **{k: ("UI", v) for k, v in (("study_uid", study_uid), ("series_uid", series_uid)) if v is not None})
     study_uid, series_uid = _resolve_uids(patient_id, study_uid, series_uid, study_date, series_number,
                                           series_description, kernel, rng)
     thickness = slice_thickness_mm if slice_thickness_mm is not None else (
         volume.info.slice_thickness_mm if volume.info.slice_thickness_mm is not None else volume.spacing_mm[0])
-    if not (float(thickness) > 0):
-        raise ValueError(f"slice_thickness_mm must be positive, got {thickness}")
+    if not (np.isfinite(float(thickness)) and float(thickness) > 0):
+        raise ValueError(f"slice_thickness_mm must be positive and finite, got {thickness}")
     d = volume.direction
     orientation = [*d[:, 0], *d[:, 1]]
     Z, Y, X = volume.shape
@@ -314,6 +340,8 @@ def write_localizer(
     if not np.allclose(volume.direction, np.eye(3), atol=1e-6):
         raise ValueError("write_localizer needs a canonical volume (identity direction); call volume.canonical() first")
     _check_common(patient_id, series_number, transfer_syntax)
+    _check_values(study_uid=("UI", study_uid), study_time=("TM", study_time), series_description=("LO", series_description),
+                  **{"series_uid": ("UI", series_uid)} if series_uid is not None else {})
     series_uid = series_uid or _uid("localizer", study_uid, series_number)
     Z, Y, X = volume.shape
     sz, sy, sx = volume.spacing_mm

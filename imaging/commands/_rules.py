@@ -49,7 +49,8 @@ def selection_rules(args: argparse.Namespace) -> Any:
     Raises
     ------
     InvalidArgumentError
-        A value the rules refuse (``--min-slices 0``, ``--thickness 5 1``).
+        A value the rules refuse (``--min-slices 0``, ``--thickness 5 1``, a blank
+        ``--kernel ""``, which as a substring would match every kernel).
 
     Examples
     --------
@@ -67,5 +68,9 @@ def selection_rules(args: argparse.Namespace) -> Any:
     if getattr(args, "thickness", None) is not None:
         kwargs["thickness_range_mm"] = tuple(args.thickness)
     if getattr(args, "kernel", None):
+        if any(not str(k).strip() for k in args.kernel):
+            from imaging.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"--kernel NAME must not be blank (it would match every kernel), got {args.kernel}")
         kwargs["kernel_preference"] = tuple(args.kernel)
     return SelectionRules(**kwargs)

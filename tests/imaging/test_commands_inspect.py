@@ -107,3 +107,32 @@ def test_thickness_and_kernel_options_change_the_choice(study, capsys):
     assert doc["rules"]["thickness_range_mm"] == [4.0, 6.0] and doc["rules"]["kernel_preference"] == ["LUNG"]
     assert main(["inspect", str(root), "--thickness", "6", "4"]) == 2
     assert "thickness_range_mm" in capsys.readouterr().err
+
+
+def test_csv_keeps_series_numbers_whole_when_one_is_missing(study, capsys):
+    root, uid, thin, thick = study
+    write_series(root / "nonum", n=20, spacing=2.0, thickness=2.0, study_uid=uid,
+                 edit=lambda ds, k: delattr(ds, "SeriesNumber"))
+    assert main(["inspect", str(root), "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split(",")
+    numbers = sorted(line.split(",")[header.index("series_number")] for line in lines[1:])
+    assert numbers == ["", "2", "3"], numbers  # not "2.0", "3.0"
+
+
+@pytest.mark.parametrize("fmt", [[], ["--json"], ["--csv"]])
+def test_no_patient_name_or_birth_date_is_printed(study, capsys, fmt):
+    root, uid, *_ = study
+    write_series(root / "named", n=3, study_uid=uid, series_number=9,
+                 edit=lambda ds, k: setattr(ds, "PatientBirthDate", "19450317"))
+    assert main(["inspect", str(root), *fmt]) == 0
+    out = capsys.readouterr().out.replace(str(root), "ROOT")  # the tmp folder is named after this test
+    assert "Anon" not in out and "1945" not in out and "birth" not in out.lower()
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_blank_kernel_name_is_a_usage_error(study, capsys, blank):
+    # a blank substring matches every kernel: the preference would silently vanish
+    root, *_ = study
+    assert main(["inspect", str(root), "--kernel", "lung", "--kernel", blank]) == 2
+    assert "--kernel" in capsys.readouterr().err

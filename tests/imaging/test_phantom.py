@@ -185,3 +185,39 @@ def test_bad_arguments_are_refused(kwargs: dict, match: str) -> None:
 def test_rng_must_be_a_generator() -> None:
     with pytest.raises(TypeError, match="rng"):
         make_phantom(rng=42, **SMALL)  # type: ignore[arg-type]
+
+
+def test_follow_up_keeps_image_formation_options() -> None:
+    # a baseline without the reconstruction circle or on a custom work grid is followed up
+    # the same way: only the disease (and pose/noise) may change between visits
+    p = make_phantom(shape=(16, 32, 32), spacing_mm=(12.0, 5.0, 5.0), percent_opacity=10.0, fov_circle=False,
+                     work_spacing_mm=(12.0, 8.0, 8.0), rng=np.random.default_rng(0))
+    later = p.follow_up(percent_opacity=10.0, rng=np.random.default_rng(1), pose=p.pose)
+    assert later.fov_circle is False and later.work_spacing_mm == (12.0, 8.0, 8.0)
+    assert later.volume.hu[:, 0, 0].max() > -1024, "corner outside the circle must stay unmasked"
+    assert np.array_equal(later.lungs, p.lungs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(shape=(16.6, 32, 32)), ValueError, "shape"),  # was silently truncated to 16
+        (dict(percent_opacity="5"), TypeError, "percent_opacity"),
+        (dict(consolidation_fraction=None), TypeError, "consolidation_fraction"),
+        (dict(anatomy="patient"), TypeError, "anatomy"),
+        (dict(pose=(0.0, 0.0, 0.0, 1.0)), TypeError, "pose"),
+        (dict(work_spacing_mm=(float("inf"), 1.0, 1.0)), ValueError, "work_spacing_mm"),
+    ],
+)
+def test_bad_argument_types_are_refused_naming_the_argument(kwargs: dict, error: type, match: str) -> None:
+    args = dict(shape=(16, 32, 32), spacing_mm=(12.0, 8.0, 8.0), rng=np.random.default_rng(0))
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        make_phantom(**args)
+
+
+@pytest.mark.parametrize("rng", [42, None, np.random.RandomState(0)])
+def test_follow_up_refuses_a_bad_rng_naming_it(rng) -> None:
+    p = make_phantom(shape=(16, 32, 32), spacing_mm=(12.0, 8.0, 8.0), rng=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="rng"):
+        p.follow_up(percent_opacity=5.0, rng=rng)

@@ -161,3 +161,41 @@ def test_nifti_arguments_checked(phantom, tmp_path: Path) -> None:
         write_nifti(phantom.lungs[:-1], tmp_path / "m.nii.gz", reference=phantom.volume)
     with pytest.raises(ValueError, match=r"\.nii"):
         write_nifti(phantom.volume, tmp_path / "m.nrrd")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(kernel="STANDARD_KERNEL_B30F"), "kernel"),  # SH: at most 16 characters
+        (dict(series_description="x" * 70), "series_description"),  # LO: at most 64
+        (dict(study_time="9:30"), "study_time"),  # TM: HHMMSS
+        (dict(study_time="253000"), "study_time"),
+        (dict(image_type=("ORIGINAL", "PRIMARY", "axial")), "image_type"),  # CS: upper case
+        (dict(study_uid="1.2.abc"), "study_uid"),
+        (dict(series_uid="1.02.3"), "series_uid"),
+        (dict(patient_id="A\\B"), "patient_id"),  # would read back as two values
+        (dict(series_number=2**31), "series_number"),  # IS: 32-bit signed
+        (dict(slice_thickness_mm=float("inf")), "slice_thickness_mm"),
+    ],
+)
+def test_values_making_invalid_dicom_are_refused(tmp_path: Path, kwargs: dict, match: str) -> None:
+    v = CTVolume(np.full((3, 4, 4), -1000, np.int16), (1.0, 1.0, 1.0))
+    args = dict(patient_id="P01")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        write_dicom_series(v, tmp_path / "s", **args)
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir()), "nothing half-written"
+
+
+def test_localizer_values_making_invalid_dicom_are_refused(tmp_path: Path) -> None:
+    v = CTVolume(np.full((3, 4, 4), -1000, np.int16), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="study_uid"):
+        write_localizer(v, tmp_path / "loc", patient_id="P01", study_uid="not a uid")
+    with pytest.raises(ValueError, match="study_time"):
+        write_localizer(v, tmp_path / "loc", patient_id="P01", study_uid="1.2.3", study_time="99")
+
+
+def test_image_type_given_as_one_string_is_split_at_backslashes(tmp_path: Path) -> None:
+    v = CTVolume(np.full((3, 4, 4), -1000, np.int16), (1.0, 1.0, 1.0))
+    files = write_dicom_series(v, tmp_path / "s", patient_id="P01", image_type="ORIGINAL\\PRIMARY\\AXIAL")
+    assert list(pydicom.dcmread(files[0]).ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"]
