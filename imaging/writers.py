@@ -8,10 +8,14 @@ ConvolutionKernel, ImageType.  Uncompressed (explicit or implicit VR little endi
 RLE lossless (pydicom's own encoder) or JPEG 2000 lossless (pylibjpeg-openjpeg).
 
 UIDs come from :func:`pydicom.uid.generate_uid` with deterministic entropy (patient,
-date, series number, description, and a draw from ``rng`` when one is given), so the
-same call gives the same files: a regenerated sample trial is byte-identical.
+date, series number, description, for a series also a digest of its pixels and
+geometry, and a draw from ``rng`` when one is given), so the same call gives the same
+files (a regenerated sample trial is byte-identical) while two different volumes, such
+as two visits written with the same date, never share an instance UID.
 No patient name, birth date or other identifying attribute beyond ``patient_id`` is
-written (type-2 attributes are present and empty).
+written (type-2 attributes are present and empty).  Text is Latin-1 (``ISO_IR 100``),
+or UTF-8 (``ISO_IR 192``) when a value needs it; values that would make an invalid
+attribute (a kernel over 16 characters, a malformed time or UID) are refused.
 """
 
 from __future__ import annotations
@@ -68,7 +72,17 @@ def _uid(*parts: object) -> str:
 
 def _stored(hu: np.ndarray) -> np.ndarray:
     arr = np.rint(np.asarray(hu, dtype=np.float64)) if np.asarray(hu).dtype.kind == "f" else np.asarray(hu, dtype=np.int32)
+    if arr.dtype.kind == "f" and np.isnan(arr).any():  # NaN would be cast to an arbitrary stored value
+        raise ValueError(f"volume holds {int(np.isnan(arr).sum())} NaN HU value(s); fill them (e.g. with -1024) first")
     return np.clip(arr - RESCALE_INTERCEPT, 0, _MAX_STORED).astype(np.uint16)
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _base_dataset(
@@ -81,7 +95,9 @@ def _base_dataset(
 
     da = _iso_to_da(study_date, "study_date")
     ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
+    texts = (patient_id, series_description, kernel, manufacturer)
+    # Latin-1 when it can hold every text, else UTF-8: never '?' for letters it lacks
+    ds.SpecificCharacterSet = "ISO_IR 100" if all(_latin1(t) for t in texts) else "ISO_IR 192"
     ds.ImageType = list(image_type)
     ds.SOPClassUID = _CT_IMAGE_STORAGE
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = da
@@ -173,11 +189,22 @@ def _check_values(**named: tuple[str, object]) -> None:
 
 
 def _resolve_uids(patient_id: str, study_uid: str | None, series_uid: str | None, study_date: str,
-                  series_number: int, series_description: str, kernel: str, rng: np.random.Generator | None) -> tuple[str, str]:
+                  series_number: int, series_description: str, kernel: str, rng: np.random.Generator | None,
+                  content: str) -> tuple[str, str]:
     salt = "" if rng is None else str(int(rng.integers(0, 2**63 - 1)))
     study = study_uid or _uid("study", patient_id, study_date, salt)
-    series = series_uid or _uid("series", study, series_number, series_description, kernel, salt)
+    series = series_uid or _uid("series", study, series_number, series_description, kernel, salt, content)
     return study, series
+
+
+def _content_digest(stored: np.ndarray, volume: CTVolume) -> str:
+    """Hex digest of the stored pixels and the geometry (tells two volumes apart in UIDs)."""
+    import hashlib
+
+    h = hashlib.blake2b(np.ascontiguousarray(stored).view(np.uint8), digest_size=16)
+    h.update(repr((stored.shape, tuple(volume.spacing_mm), tuple(volume.origin_mm),
+                   np.asarray(volume.direction, dtype=float).round(9).tolist())).encode())
+    return h.hexdigest()
 
 
 def _check_common(patient_id: str, series_number: int, transfer_syntax: str) -> None:
@@ -269,12 +296,13 @@ def write_dicom_series(
     _check_values(study_time=("TM", study_time), series_description=("LO", series_description), kernel=("SH", kernel),
                   image_type=("CS", image_type), manufacturer=("LO", manufacturer),
                   **{k: ("UI", v) for k, v in (("study_uid", study_uid), ("series_uid", series_uid)) if v is not None})
-    study_uid, series_uid = _resolve_uids(patient_id, study_uid, series_uid, study_date, series_number,
-                                          series_description, kernel, rng)
     thickness = slice_thickness_mm if slice_thickness_mm is not None else (
         volume.info.slice_thickness_mm if volume.info.slice_thickness_mm is not None else volume.spacing_mm[0])
     if not (np.isfinite(float(thickness)) and float(thickness) > 0):
         raise ValueError(f"slice_thickness_mm must be positive and finite, got {thickness}")
+    stored = _stored(volume.hu)
+    study_uid, series_uid = _resolve_uids(patient_id, study_uid, series_uid, study_date, series_number,
+                                          series_description, kernel, rng, _content_digest(stored, volume))
     d = volume.direction
     orientation = [*d[:, 0], *d[:, 1]]
     Z, Y, X = volume.shape
@@ -288,7 +316,6 @@ def write_dicom_series(
     ds.SpacingBetweenSlices = _ds(sz)
     positions = volume.index_to_lps(np.stack([np.arange(Z), np.zeros(Z), np.zeros(Z)], axis=1))
     normal = d[:, 2]
-    stored = _stored(volume.hu)
     out_dir = Path(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +200,38 @@ def test_image_type_given_as_one_string_is_split_at_backslashes(tmp_path: Path) 
     v = CTVolume(np.full((3, 4, 4), -1000, np.int16), (1.0, 1.0, 1.0))
     files = write_dicom_series(v, tmp_path / "s", patient_id="P01", image_type="ORIGINAL\\PRIMARY\\AXIAL")
     assert list(pydicom.dcmread(files[0]).ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"]
+
+
+def test_text_outside_latin1_is_written_as_utf8_not_question_marks(tmp_path: Path) -> None:
+    # two Cyrillic patient IDs used to become the same '????????' (Latin-1 replacement characters)
+    v = CTVolume(np.full((3, 4, 4), -1000, np.int16), (1.0, 1.0, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydicom only warns when it replaces characters
+        files = write_dicom_series(v, tmp_path / "s", patient_id="Пациент1", series_description="Грудь КТ 肺")
+    ds = pydicom.dcmread(files[0])
+    assert ds.PatientID == "Пациент1" and ds.SeriesDescription == "Грудь КТ 肺"
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert imaging.load_scan(tmp_path / "s").info.patient_id == "Пациент1"
+    latin = write_dicom_series(v, tmp_path / "l", patient_id="PÖ1")  # Latin-1 stays Latin-1
+    assert pydicom.dcmread(latin[0]).SpecificCharacterSet == "ISO_IR 100"
+
+
+def test_two_volumes_written_with_the_same_arguments_get_distinct_uids(phantom, tmp_path: Path) -> None:
+    # a follow-up written with the baseline's patient and (default) date used to reuse the
+    # baseline's SOP instance UIDs: the reader then dropped the follow-up as duplicate files
+    later = phantom.follow_up(percent_opacity=5.0, rng=np.random.default_rng(1))
+    a = write_dicom_series(phantom.volume, tmp_path / "P01" / "day0", patient_id="P01")
+    b = write_dicom_series(later.volume, tmp_path / "P01" / "day7", patient_id="P01")
+    uid = lambda f: pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID  # noqa: E731
+    assert not {uid(f) for f in a} & {uid(f) for f in b}
+    catalog = imaging.find_series(tmp_path)
+    assert len(catalog.series) == 2 and not any(s.problems for s in catalog.series)
+
+
+def test_nan_hu_is_refused_not_written_as_an_arbitrary_value(tmp_path: Path) -> None:
+    hu = np.full((3, 4, 4), -500.0, np.float32)
+    hu[1, 2, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        write_dicom_series(CTVolume(hu, (1.0, 1.0, 1.0)), tmp_path / "s", patient_id="X")
+    with pytest.raises(ValueError, match="NaN"):
+        write_localizer(CTVolume(hu, (1.0, 1.0, 1.0)), tmp_path / "l", patient_id="X", study_uid="1.2.3")
