@@ -248,7 +248,12 @@ class SeriesCatalog:
                 rows.append(row)
         if not rows:
             return pd.DataFrame(columns=[*_EMPTY_COLUMNS, "chosen", "reason"])
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        for column in ("series_number", "n_slices", "rows", "columns", "n_files"):
+            raw = [r.get(column) for r in rows]
+            if column in frame.columns and all(v is None or isinstance(v, (int, np.integer)) for v in raw):
+                frame[column] = pd.array(raw, dtype="Int64")  # a missing SeriesNumber must not make 3 -> 3.0
+        return frame
 
 
 _EMPTY_COLUMNS = [

@@ -305,6 +305,15 @@ def test_truly_mixed_orientations_still_block(tmp_path):
     assert any(b.startswith("mixed orientations") for b in s.blocking)
 
 
+def test_catalog_frame_keeps_series_numbers_whole_when_one_is_missing(tmp_path):
+    # the manifest of `chestct score` showed 3.0 once any series lacked SeriesNumber
+    write_series(tmp_path / "a", n=20)
+    write_series(tmp_path / "b", n=20, edit=lambda ds, k: delattr(ds, "SeriesNumber"))
+    frame = find_series(tmp_path).to_frame()
+    assert str(frame["series_number"].dtype) == "Int64" and frame["series_number"].isna().sum() == 1
+    assert "3.0" not in frame.to_csv(index=False).replace("3.0.", "")
+
+
 def test_symlink_loops_and_broken_links_are_skipped_not_fatal(tmp_path):
     """``ln -s loopb loopa; ln -s loopa loopb`` inside ROOT is listed as skipped; the rest is found."""
     write_series(tmp_path / "s", n=20)
