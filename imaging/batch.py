@@ -68,6 +68,7 @@ from imaging.outputs import (
     result_key,
     run_lock,
     settings_hash,
+    whole_numbers_as_int,
     write_table,
 )
 
@@ -236,7 +237,7 @@ class _Task:
     settings_hash: str
 
 
-def _content_digest(series: Any) -> str:
+def _files_digest(series: Any) -> str:
     """16 hex digits naming the series' files by name and size: part of the resume key, so a
     series scored while its export was still being copied (or mended later) is scored
     again once its files change, instead of keeping the stale result."""
@@ -591,9 +592,9 @@ def manifest_frame(catalog: Any, *, pseudonym: Callable[[str | None], str | None
     if "folder" in frame.columns:
         frame["folder"] = [None if f is None or (isinstance(f, float) and math.isnan(f)) else _relative(Path(f), root)
                            for f in frame["folder"]]
-    for column in frame.columns:  # keep whole numbers whole next to the skipped-file rows
-        if pd.api.types.is_integer_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-            frame[column] = frame[column].astype("Int64" if pd.api.types.is_integer_dtype(frame[column]) else "boolean")
+    for column in frame.columns:  # booleans stay boolean next to the skipped-file rows (whole numbers are Int64)
+        if pd.api.types.is_bool_dtype(frame[column]):
+            frame[column] = frame[column].astype("boolean")
     out = pd.concat([frame, skipped], ignore_index=True) if len(skipped) else frame
     if pseudonym is not None and "patient_id" in out.columns:
         out["patient_id"] = [pseudonym(p) if isinstance(p, str) else None for p in out["patient_id"]]
@@ -849,14 +850,15 @@ def score_studies(
 
     s_name = scorer_name(scorer)
     version = software_version()
+    key_fp = None if key is None else _fingerprint(key)
     settings: dict[str, Any] = {"scorer": s_name, "options": _jsonable(options)}
-    if key is not None:  # pseudonyms change the stored rows (no descriptions, no paths): never resume across
-        settings["pseudonym_key"] = _fingerprint(key)
+    if key_fp is not None:  # pseudonyms change the stored rows (no descriptions, no paths): never resume across
+        settings["pseudonym_key"] = key_fp
     s_hash = settings_hash(settings)
     wanted = tuple(k for k, on in zip(ARTIFACT_KINDS, (masks, qc, dicom_seg)) if on)
 
     if out_path is not None:
-        _check_pseudonym_mode(out_path, None if key is None else _fingerprint(key))
+        _check_pseudonym_mode(out_path, key_fp)
     catalog = find_series(root_path, rules=rules, overrides=overrides)  # reads only: before anything is written
     if not catalog.studies:
         counts = catalog.skipped_counts()
@@ -877,7 +879,7 @@ def score_studies(
         log.info("chestct score: root=%s out=%s workers=%d scheduler=%s scorer=%s options=%s %s%s",
                  root_path, out_path, n_workers, scheduler if isinstance(scheduler, (str, type(None))) else "client",
                  s_name, json.dumps(_jsonable(options), sort_keys=True), version,
-                 "" if key is None else " pseudonyms on (key fingerprint " + _fingerprint(key) + ")")
+                 "" if key_fp is None else f" pseudonyms on (key fingerprint {key_fp})")
         if out_path is not None and stale:
             log.info("removed %d temporary files left by an interrupted run", stale)
         log.info("found %d studies, %d series, %d files skipped (%s)", len(catalog.studies), len(catalog.series),
@@ -893,7 +895,7 @@ def score_studies(
             atomic_write(out_path / "manifest.csv", lambda p: frame.to_csv(p, index=False))
             atomic_write_json(out_path / "manifest.json", _manifest_json(catalog, pseudonym, scrub, s_name, options,
                                                                          version, with_paths=key is None,
-                                                                         key_fp=None if key is None else _fingerprint(key)))
+                                                                         key_fp=key_fp))
 
         tasks: list[_Task] = []
         chosen_in = Counter(st.chosen.series_uid for st in catalog.studies if st.chosen is not None)
@@ -906,7 +908,7 @@ def score_studies(
                 rel += "-" + hashlib.sha256(study.study_uid.encode()).hexdigest()[:8]
             tasks.append(_Task(
                 # the study UID is part of the identity: broken exports reuse series UIDs across studies
-                key=result_key(f"{study.study_uid}/{uid}/{_content_digest(study.chosen)}",
+                key=result_key(f"{study.study_uid}/{uid}/{_files_digest(study.chosen)}",
                                settings_hash=s_hash, software_version=version),
                 series=study.chosen,
                 scorer=s_name, options=options, scan_dir=None if out_path is None else str(out_path / rel),
@@ -1099,29 +1101,5 @@ def _assemble(catalog: Any, tasks: Sequence[_Task], records: Mapping[str, Mappin
     if "output_problems" in columns:
         columns.remove("output_problems")
         columns.append("output_problems")
-    return _whole_numbers_as_int(pd.DataFrame(rows, columns=columns), rows)
+    return whole_numbers_as_int(pd.DataFrame(rows, columns=columns), rows)
 
-
-def _whole_numbers_as_int(frame: "Any", rows: Sequence[Mapping[str, Any]]) -> "Any":
-    """Columns whose values are all Python ints (or missing) as nullable ``Int64``.
-
-    Without this a column such as ``series_number`` turns float as soon as one row
-    lacks it (a failed scan), and CSV shows ``3000566.0``; with ``Int64`` CSV shows
-    ``3000566`` and an empty cell, and Parquet stores a nullable int64.  Float columns
-    whose values merely happen to be whole stay float (decided by the values' types,
-    not their values).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> rows = [{"n": 3000566, "p": 1.0}, {"n": None, "p": None}]
-    >>> out = _whole_numbers_as_int(pd.DataFrame(rows), rows)
-    >>> str(out["n"].dtype), str(out["p"].dtype), out.to_csv(index=False).splitlines()
-    ('Int64', 'float64', ['n,p', '3000566,1.0', ','])
-    """
-    for column in frame.columns:
-        values = [row.get(column) for row in rows]
-        present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        if present and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
-            frame[column] = frame[column].astype("Int64")
-    return frame

@@ -236,6 +236,8 @@ class SeriesCatalog:
         Returns
         -------
         pandas.DataFrame
+            Whole-number columns (``series_number``, ``n_slices``, ...) are nullable
+            ``Int64``, so a series without SeriesNumber leaves an empty cell, not ``3.0``.
         """
         import pandas as pd
 
@@ -248,12 +250,9 @@ class SeriesCatalog:
                 rows.append(row)
         if not rows:
             return pd.DataFrame(columns=[*_EMPTY_COLUMNS, "chosen", "reason"])
-        frame = pd.DataFrame(rows)
-        for column in ("series_number", "n_slices", "rows", "columns", "n_files"):
-            raw = [r.get(column) for r in rows]
-            if column in frame.columns and all(v is None or isinstance(v, (int, np.integer)) for v in raw):
-                frame[column] = pd.array(raw, dtype="Int64")  # a missing SeriesNumber must not make 3 -> 3.0
-        return frame
+        from imaging.outputs import whole_numbers_as_int
+
+        return whole_numbers_as_int(pd.DataFrame(rows), rows)  # a missing SeriesNumber must not make 3 -> 3.0
 
 
 _EMPTY_COLUMNS = [

@@ -29,9 +29,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
+import numbers
 import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "write_table",
+    "whole_numbers_as_int",
     "remove_stale_temps",
     "settings_hash",
     "result_key",
@@ -164,6 +167,44 @@ def write_table(frame: "Any", folder: str | os.PathLike[str], stem: str) -> tupl
     csv_path = atomic_write(folder / f"{stem}.csv", lambda p: frame.to_csv(p, index=False))
     parquet_path = atomic_write(folder / f"{stem}.parquet", lambda p: frame.to_parquet(p, index=False))
     return csv_path, parquet_path
+
+
+def whole_numbers_as_int(frame: "Any", rows: Sequence[Mapping[str, Any]]) -> "Any":
+    """Columns whose values are all integers (or missing) as nullable ``Int64``, in place.
+
+    Without this a column such as ``series_number`` turns float as soon as one row
+    lacks it (a failed scan, a series without SeriesNumber), and CSV shows ``3000566.0``;
+    with ``Int64`` CSV shows ``3000566`` and an empty cell, and Parquet stores a nullable
+    int64.  Float columns whose values merely happen to be whole stay float, booleans
+    stay boolean and all-missing columns are left alone (decided by the values' types in
+    ``rows``, not their values).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Built from ``rows``.
+    rows : sequence of mapping
+        The rows' original values, column name -> value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` itself.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = [{"n": 3000566, "p": 1.0}, {"n": None, "p": None}]
+    >>> out = whole_numbers_as_int(pd.DataFrame(rows), rows)
+    >>> str(out["n"].dtype), str(out["p"].dtype), out.to_csv(index=False).splitlines()
+    ('Int64', 'float64', ['n,p', '3000566,1.0', ','])
+    """
+    for column in frame.columns:
+        present = [v for v in (row.get(column) for row in rows)
+                   if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        if present and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in present):
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def remove_stale_temps(folder: str | os.PathLike[str]) -> int:

@@ -465,7 +465,8 @@ def _given_lung_labels(lung_labels: Any, volume: CTVolume) -> np.ndarray:
             split[rest] = np.where(np.nonzero(rest)[2] < mid, RIGHT, LEFT)
         return from_canonical(split, perm, flips)
     if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
-        raise TypeError(f"lung_labels must be an integer or boolean array, got dtype {labels.dtype}")
+        raise TypeError(f"lung_labels must be an integer or boolean array (or floats holding 0, 1, 2), "
+                        f"got dtype {labels.dtype}")
     if np.issubdtype(labels.dtype, np.integer) and labels.size and 0 <= labels.min() and labels.max() <= LEFT:
         return labels.astype(np.uint8)  # the usual case: two cheap passes
     bad = (labels != 0) & (labels != RIGHT) & (labels != LEFT)
@@ -541,6 +542,13 @@ def score_scan(
     ------
     NotAChestError
         No lungs (under ``NOT_A_CHEST_MAX_LUNG_ML``) and ``on_not_chest="raise"``.
+    NotCTVolumeError
+        ``volume.hu`` holds NaN or infinite voxels (:func:`imaging.lungs.check_finite_hu`).
+    ValueError
+        An unknown method or option, a threshold or radius that is not a finite number,
+        or ``lung_labels`` of another shape or with values other than 0, 1 and 2.
+    TypeError
+        ``volume_or_path`` neither a CTVolume nor a path; ``lung_labels`` not numeric.
 
     Examples
     --------

@@ -743,9 +743,10 @@ def check_scores(scores: pd.DataFrame, metrics: Sequence[str] | str | None,
     for m in metrics:
         numeric = pd.to_numeric(scores[m], errors="coerce")
         if not pd.api.types.is_numeric_dtype(scores[m]) and numeric.notna().sum() < scores[m].notna().sum():
-            bad = scores[m][scores[m].notna() & numeric.isna()]
+            is_bad = (scores[m].notna() & numeric.isna()).to_numpy()
+            bad = scores[m][is_bad]
             first = bad.iloc[0]
-            row = int(np.flatnonzero((scores[m].notna() & numeric.isna()).to_numpy())[0]) + 1
+            row = int(np.flatnonzero(is_bad)[0]) + 1  # 1-based data row, as a spreadsheet user counts
             where = f"data row {row}" + (f", patient_id {scores['patient_id'].iloc[row - 1]!s}"
                                         if "patient_id" in scores.columns else "")
             hint = ""

@@ -99,7 +99,7 @@ def _device(device: Any) -> "torch.device":
     return dev
 
 
-def load_model(path: str | Path | None = None, *, device: str | None = None) -> "torch.nn.Module":
+def load_model(path: str | Path | None = None, *, device: "str | torch.device | None" = None) -> "torch.nn.Module":
     """Load the opacity network (cached per path and device), in eval mode.
 
     Parameters

@@ -33,10 +33,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: CSV columns holding whole numbers (or nothing): written as integers, never as ``3.0``.
-_WHOLE_NUMBER_COLUMNS: tuple[str, ...] = ("series_number", "n_slices", "rows", "columns", "n_files")
-
-
 def _fmt(value: Any, suffix: str = "") -> str:
     if value is None or value == "":
         return "-"
@@ -106,11 +102,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif args.csv:
-        frame = catalog.to_frame()
-        for column in _WHOLE_NUMBER_COLUMNS:  # a series without SeriesNumber would turn "3" into "3.0"
-            if column in frame.columns:
-                frame[column] = frame[column].astype("Int64")
-        frame.to_csv(sys.stdout, index=False)
+        catalog.to_frame().to_csv(sys.stdout, index=False)  # whole numbers stay whole (Int64)
     else:
         _print_table(catalog)
     if not catalog.studies:

@@ -8,27 +8,36 @@ import pytest
 from imaging import qc
 
 
-def _outline_vertices(origin: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _rendered_axes(tmp_path, monkeypatch, hu, **kwargs):
+    """The axes of the figure :func:`qc.render_qc` saves (axial panels, then coronal)."""
     from matplotlib.figure import Figure
 
-    image = np.full((20, 16), -1000.0)
-    lungs = np.zeros((20, 16), np.uint8)
-    r0, r1, c0, c1 = 2, 6, 3, 8  # top-left block: flips and shifts are visible
-    lungs[r0:r1 + 1, c0:c1 + 1] = 1
-    ax = Figure().subplots()
-    qc._overlay(ax, image, lungs, None, aspect=1.0, origin=origin)
+    saved = []
+    real_savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (saved.append(self), real_savefig(self, *a, **k))[1])
+    qc.render_qc(tmp_path / "qc.png", hu, **kwargs)
+    return saved[0].axes
+
+
+def _outline_bounds(ax) -> np.ndarray:
+    """(x min, x max, y min, y max) of the contour lines drawn on ``ax``, data coordinates."""
     paths = [p for coll in ax.collections for p in (coll.get_paths() if hasattr(coll, "get_paths") else [])]
-    vertices = np.concatenate([p.vertices for p in paths if len(p.vertices)])
-    return vertices, (r0, r1, c0, c1)
+    v = np.concatenate([p.vertices for p in paths if len(p.vertices)])
+    return np.array([v[:, 0].min(), v[:, 0].max(), v[:, 1].min(), v[:, 1].max()])
 
 
-@pytest.mark.parametrize("origin", ["upper", "lower"])
-def test_lung_outline_lies_on_the_outlined_pixels(origin):
-    # imshow puts pixel (row r, column c) at data (c, r) for either origin; the outline of a
-    # block of pixels must run along that block's edges (± half a pixel), not mirrored or shifted.
-    vertices, (r0, r1, c0, c1) = _outline_vertices(origin)
-    assert vertices[:, 1].min() == pytest.approx(r0 - 0.5) and vertices[:, 1].max() == pytest.approx(r1 + 0.5)
-    assert vertices[:, 0].min() == pytest.approx(c0 - 0.5) and vertices[:, 0].max() == pytest.approx(c1 + 0.5)
+def test_lung_outline_lies_on_the_outlined_pixels(tmp_path, monkeypatch):
+    # imshow puts pixel (row r, column c) at data (c, r) for either origin (axial panels:
+    # "upper", coronal: "lower"); the outline of a block of pixels must run along that
+    # block's edges (± half a pixel), not mirrored or shifted.
+    hu = np.full((12, 20, 16), -1000.0)
+    lungs = np.zeros(hu.shape, np.uint8)
+    z0, z1, r0, r1, c0, c1 = 1, 5, 2, 6, 3, 8  # an off-centre block: flips and shifts are visible
+    lungs[z0:z1 + 1, r0:r1 + 1, c0:c1 + 1] = 1
+    axes = _rendered_axes(tmp_path, monkeypatch, hu, spacing_mm=(1.0, 1.0, 1.0), lungs=lungs)
+    for ax in axes[:-1]:  # axial: rows are y
+        assert _outline_bounds(ax) == pytest.approx([c0 - 0.5, c1 + 0.5, r0 - 0.5, r1 + 0.5])
+    assert _outline_bounds(axes[-1]) == pytest.approx([c0 - 0.5, c1 + 0.5, z0 - 0.5, z1 + 0.5])  # coronal: rows are z
 
 
 def test_render_qc_writes_png_with_axial_and_coronal_panels(tmp_path):
