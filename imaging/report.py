@@ -20,6 +20,7 @@ import base64
 import html
 import io
 import re
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,40 @@ def _arms(comparison: Comparison) -> list[str]:
     return [s["reference_arm"], *s["treatment_arms"]]
 
 
+def _wrap(label: str, width: int) -> str:
+    """``label`` broken into lines of at most ``width`` characters (long arm names)."""
+    return "\n".join(textwrap.wrap(label, width, break_long_words=True, break_on_hyphens=False)) or label
+
+
+def _axis_label(quantity: str, unit: str) -> str:
+    """``quantity (unit)``, the unit on a second line when the label would not fit a
+    3.5-inch axis.
+
+    >>> _axis_label("percent_opacity", "%"), _axis_label("change in percent_consolidation", "percentage points")
+    ('percent_opacity (%)', 'change in percent_consolidation\\n(percentage points)')
+    """
+    label = f"{quantity} ({unit})"
+    return label if len(label) <= 36 else f"{quantity}\n({unit})"
+
+
+def _units(metric: str) -> tuple[str, str]:
+    """(unit of a value, unit of a change) of ``metric``, guessed from its name.
+
+    >>> _units("percent_opacity"), _units("severity_score_total"), _units("lung_volume_ml")
+    (('%', 'percentage points'), ('score points', 'score points'), ('mL', 'mL'))
+    """
+    name = metric.lower()
+    if name.endswith("_ml"):
+        return "mL", "mL"
+    if "_hu" in name or name.startswith("hu_"):
+        return "HU", "HU"
+    if "percent" in name or name.endswith("_pct") or "%" in name:
+        return "%", "percentage points"
+    if "score" in name:
+        return "score points", "score points"
+    return "metric units", "metric units"
+
+
 def plot_trajectories(comparison: Comparison, metric: str) -> Figure:
     """Each patient's ``metric`` against days since baseline, one panel per arm.
 
@@ -103,15 +138,18 @@ def plot_trajectories(comparison: Comparison, metric: str) -> Figure:
         if len(med):
             ax.plot(med["day"], med["value"], "-", color="black", lw=2.5, label="median")
             ax.legend(loc="best", fontsize=8, frameon=False)
-        ax.set_title(f"{arm} (n={sub['patient_id'].nunique()})")
+        ax.set_title(_wrap(f"{arm} (n={sub['patient_id'].nunique()})", 34), fontsize=11)
         ax.set_xlabel("days since baseline")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(metric)
+    axes[0].set_ylabel(_axis_label(metric, _units(metric)[0]))
     return fig
 
 
 def plot_changes(comparison: Comparison, metric: str) -> Figure:
     """Change from baseline in ``metric`` by visit and arm: box plots with each patient as a dot.
+
+    The change is in % of baseline when the comparison tested ``relative_change_pct``,
+    else in the metric's units (follow-up minus baseline).
 
     Parameters
     ----------
@@ -128,15 +166,18 @@ def plot_changes(comparison: Comparison, metric: str) -> Figure:
     colours = _arm_colours(arms)
     baseline = comparison.settings["baseline_visit"]
     data = comparison.changes[(comparison.changes["metric"] == metric) & (comparison.changes["visit"] != baseline)]
+    relative = comparison.settings.get("outcome") == "relative_change_pct"
+    column = "relative_change_pct" if relative else "change"
     visits = [v for v in comparison.settings["visit_order"] if v in set(data["visit"])]
-    fig = _new_figure(max(4.0, 1.6 * len(visits) * len(arms) / 2 + 2), 3.6)
+    fig = _new_figure(max(4.0, 1.6 * len(visits) * len(arms) / 2 + 2) + 1.8, 3.6)
     ax = fig.subplots()
     width = 0.8 / len(arms)
     jitter = np.random.default_rng(0)  # fixed: dot positions only, reproducible figures
     for i, arm in enumerate(arms):
         pos, series = [], []
         for j, visit in enumerate(visits):
-            vals = data.loc[(data["arm"] == arm) & (data["visit"] == visit), "change"].to_numpy(float)
+            vals = data.loc[(data["arm"] == arm) & (data["visit"] == visit), column].to_numpy(float)
+            vals = vals[np.isfinite(vals)]  # relative change of a zero baseline is NaN
             x = j + (i - (len(arms) - 1) / 2) * width
             if vals.size:
                 pos.append(x)
@@ -151,12 +192,12 @@ def plot_changes(comparison: Comparison, metric: str) -> Figure:
             for part in ("medians", "whiskers", "caps"):
                 for line in bp[part]:
                     line.set(color=colours[arm])
-        ax.plot([], [], "s", color=colours[arm], label=arm)
+        ax.plot([], [], "s", color=colours[arm], label=_wrap(arm, 24))
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(visits)), visits)
-    ax.set_ylabel(f"change in {metric}")
-    ax.set_title(f"Change from baseline: {metric}")
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_ylabel(_axis_label(f"change in {metric}", "% of baseline" if relative else _units(metric)[1]))
+    ax.set_title(_wrap(f"Change from baseline: {metric}", 40), fontsize=11)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -174,10 +215,11 @@ def plot_responses(comparison: Comparison) -> Figure:
     cats = comparison.categories[comparison.categories["stratum"] == "all"]
     visits = [v for v in comparison.settings["visit_order"] if v in set(cats["visit"])]
     labels, bottoms = [], None
-    fig = _new_figure(max(4.0, 0.9 * len(visits) * len(arms) + 2), 3.6)
+    slot = 0.9 if max(len(a) for a in arms) <= 12 else 1.2  # inches per bar
+    fig = _new_figure(max(4.0, slot * len(visits) * len(arms) + 2), 3.6)
     ax = fig.subplots()
     rows = [(v, a) for v in visits for a in arms]
-    labels = [f"{v}\n{a}" for v, a in rows]
+    labels = [f"{v}\n{_wrap(a, 14 if slot > 1 else 12)}" for v, a in rows]
     bottoms = np.zeros(len(rows))
     for cat in RESPONSE_CATEGORIES:
         heights = []
@@ -241,7 +283,8 @@ def key_results(comparison: Comparison) -> pd.DataFrame:
         ``"relative_change_pct"`` ``median change, % of baseline <arm>`` and
         ``HL difference, % of baseline [CI]``; with ``"value"`` ``median value <arm>``
         and ``HL difference in value [CI]``.  ANCOVA is always on the follow-up value
-        (metric units).
+        (metric units).  The median columns stand side by side after ``n`` (treatment
+        arms, then the reference); an arm not in a row's comparison shows ``–`` there.
     """
     outcome = comparison.settings.get("outcome", "change")
     label, hl_label, summ_outcome = _OUTCOME_LABELS[outcome]
@@ -271,7 +314,22 @@ def key_results(comparison: Comparison) -> pd.DataFrame:
             ancova_label: f"{_fmt(an['estimate'])} [{_fmt(an['ci_low'])}, {_fmt(an['ci_high'])}]",
             "ANCOVA p": _fmt_p(an["p_unadjusted"]),
         })
-    return pd.DataFrame(rows)
+    kr = pd.DataFrame(rows)
+    # one median column per arm, side by side (treatment arms, then the reference), so a
+    # second treatment arm's median does not land after the p-values
+    arms = [*comparison.settings["treatment_arms"], comparison.settings["reference_arm"]]
+    medians = [c for c in (f"median {label} {a}" for a in arms) if c in kr.columns]
+    first = ["comparison", "visit", "metric", "n"]
+    return kr[[c for c in kr.columns if c in first] + medians
+              + [c for c in kr.columns if c not in first and c not in medians]].fillna("–")
+
+
+#: outcome -> its name in the methods paragraph.
+_OUTCOME_WORDS: dict[str, str] = {
+    "change": "change from baseline",
+    "relative_change_pct": "relative change from baseline (% of baseline)",
+    "value": "follow-up value",
+}
 
 
 def methods_text(comparison: Comparison) -> str:
@@ -297,7 +355,7 @@ def methods_text(comparison: Comparison) -> str:
         f"{visit_txt} Days since baseline come from {s['day_source']}; the baseline visit is {s['baseline_visit']!r}; "
         "change is follow-up minus baseline "
         f"and relative change is its percentage of the baseline value. {response} "
-        f"Per visit and metric ({', '.join(s['metrics'])}), the {s['outcome'].replace('_', ' ')} was compared "
+        f"Per visit and metric ({', '.join(s['metrics'])}), the {_OUTCOME_WORDS[s['outcome']]} was compared "
         f"between {', '.join(s['treatment_arms'])} and the reference arm {s['reference_arm']} with the two-sided "
         f"Mann–Whitney U test (SciPy) and the Hodges–Lehmann median difference with its {conf} CI by inversion "
         f"of that test (both exact when each arm has fewer than {s['exact_hodges_lehmann_max_n']} patients and "
@@ -401,12 +459,13 @@ def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Ra
 
     figures: dict[str, bytes] = {}
     files: dict[str, bytes] = {}
+    relative = ", % of baseline," if comparison.settings.get("outcome") == "relative_change_pct" else ""
     for metric in comparison.settings["metrics"]:
         for kind, fn in (("trajectories", plot_trajectories), ("change", plot_changes)):
             fig = fn(comparison, metric)
             png = _png(fig)
             caption = (f"Each patient's {metric} by arm (black: median)" if kind == "trajectories"
-                       else f"Change from baseline in {metric} by visit and arm")
+                       else f"Change from baseline in {metric}{relative} by visit and arm")
             figures[caption] = png
             files[_figure_file(kind, metric, files)] = png
     if not comparison.categories.empty:

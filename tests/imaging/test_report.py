@@ -187,3 +187,85 @@ def test_cli_compare_errors(tmp_path, capsys):
     assert "exists and is not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["compare", "s.csv", "a.csv", "-o", "r", "--visit", "day7"])
+
+
+LONG_ARM = "High-dose mesenchymal stromal cells plus standard of care (cohort B)"
+
+
+@pytest.fixture(scope="module")
+def three_arms():
+    """Three arms, one of them with a long name, non-ASCII names, the reference given."""
+    scores, arms = make_trial(np.random.default_rng(5), n_per_arm=3, effect=-10, arms=("MSC é", LONG_ARM, "Плацебо"))
+    return {outcome: compare_arms(scores, arms, metrics=["percent_opacity", "percent_consolidation", "severity_score_total"],
+                                  visits=VISITS, reference_arm="Плацебо", outcome=outcome, rng=0, n_boot=100, mixed=False,
+                                  strata=[])
+            for outcome in ("change", "relative_change_pct")}
+
+
+def _box_medians(fig) -> list[float]:
+    """y of every box plot's median line (horizontal two-point lines but the zero line)."""
+    return sorted(float(ln.get_ydata()[0]) for ln in fig.axes[0].lines
+                  if len(ln.get_xdata()) == 2 and ln.get_xdata()[0] != ln.get_xdata()[1]
+                  and ln.get_ydata()[0] == ln.get_ydata()[1] and ln.get_xdata()[1] - ln.get_xdata()[0] < 1)
+
+
+def test_change_figure_shows_the_tested_outcome_with_its_units(three_arms):
+    """With outcome="relative_change_pct" the key results give medians in % of baseline but
+    the figure drew the absolute change, labelled "change in percent_opacity" (no units)."""
+    for outcome, unit in (("change", "percentage points"), ("relative_change_pct", "% of baseline")):
+        res = three_arms[outcome]
+        fig = plot_changes(res, "percent_opacity")
+        assert unit in fig.axes[0].get_ylabel()
+        s = res.summary.query("stratum == 'all' and metric == 'percent_opacity' and outcome == @outcome "
+                              "and visit != 'baseline'")
+        medians = _box_medians(fig)
+        for m in s["median"]:  # every box's median where the table says it is
+            assert min(abs(np.asarray(medians) - m)) < 1e-9, (outcome, m, medians)
+    assert "score points" in plot_changes(three_arms["change"], "severity_score_total").axes[0].get_ylabel()
+    assert "%" in plot_trajectories(three_arms["change"], "percent_opacity").axes[0].get_ylabel()
+
+
+def _texts_overlap_or_clipped(fig, texts) -> list[str]:
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(r)) for t in texts if t.get_text()]
+    bad = [a for a, b in boxes if b.x0 < -1 or b.y0 < -1 or b.x1 > fig.bbox.x1 + 1 or b.y1 > fig.bbox.y1 + 1]
+    bad += [f"{a} / {c}" for i, (a, b) in enumerate(boxes) for c, d in boxes[i + 1:] if b.overlaps(d)]
+    return bad
+
+
+def test_long_arm_names_neither_overlap_nor_are_clipped(three_arms):
+    res = three_arms["change"]
+    fig = plot_trajectories(res, "percent_opacity")
+    assert not _texts_overlap_or_clipped(fig, [ax.title for ax in fig.axes])
+    fig = plot_changes(res, "percent_opacity")
+    ax = fig.axes[0]
+    legend = [t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts()]
+    assert legend == ["Плацебо", LONG_ARM, "MSC é"]  # every arm, reference first
+    assert not _texts_overlap_or_clipped(fig, [ax.title, *ax.get_legend().get_texts()])
+    fig = plot_changes(res, "percent_consolidation")  # a long y label: not cut at the figure's edge
+    assert not _texts_overlap_or_clipped(fig, [fig.axes[0].yaxis.label])
+    fig = plot_responses(res)
+    assert not _texts_overlap_or_clipped(fig, fig.axes[0].get_xticklabels())
+
+
+def test_key_results_median_columns_stay_together_with_three_arms(three_arms):
+    """Each comparison added its own "median change <arm>" column, so with two treatment
+    arms the second one's median landed after "ANCOVA p"."""
+    kr = key_results(three_arms["change"])
+    cols = list(kr.columns)
+    assert cols[:7] == ["comparison", "visit", "metric", "n", f"median change {LONG_ARM}", "median change MSC é",
+                        "median change Плацебо"]
+    row = kr[(kr["comparison"] == f"{LONG_ARM} vs Плацебо") & (kr["visit"] == "day 21")
+             & (kr["metric"] == "percent_opacity")].iloc[0]
+    s = three_arms["change"].summary.query("stratum == 'all' and visit == 'day 21' and metric == 'percent_opacity' "
+                                           "and outcome == 'change' and arm == @LONG_ARM")
+    assert row[f"median change {LONG_ARM}"] == f"{float(s['median'].iloc[0]):.3g}"
+
+
+def test_methods_and_captions_name_the_relative_outcome(three_arms, tmp_path):
+    # read "the relative change pct was compared" (the column name with spaces)
+    text = methods_text(three_arms["relative_change_pct"])
+    assert "the relative change from baseline (% of baseline) was compared" in text and "change pct" not in text
+    page = write_report(three_arms["relative_change_pct"], tmp_path).read_text(encoding="utf-8")
+    assert "<figcaption>Change from baseline in percent_opacity, % of baseline, by visit and arm</figcaption>" in page
