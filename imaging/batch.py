@@ -521,6 +521,40 @@ def _failed_record(task: _Task, message: str) -> dict[str, Any]:
             "output_problems": [], "seconds": None, "traceback": None, "transient": True}
 
 
+def _connect_scheduler(scheduler: str) -> Any:
+    """A ``distributed.Client`` of the running scheduler at ``scheduler``, connected now.
+
+    Called before anything is written, so that an unreachable or malformed address is
+    a one-line error (the connection wait is Dask's ``distributed.comm.timeouts.connect``)
+    rather than a traceback after the manifest was written.
+    """
+    from distributed import Client
+
+    try:
+        return Client(scheduler)
+    except (OSError, ValueError, TypeError) as exc:  # refused / timed out (OSError), bad address (ValueError)
+        raise InvalidArgumentError(
+            f"scheduler {scheduler!r}: cannot connect to a Dask scheduler ({type(exc).__name__}: {exc}); "
+            "start it (dask scheduler) or use --scheduler local; nothing was scored or written"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Keep ``distributed``'s INFO logs (every connection, worker start and stop) as quiet
+    as the caller's logging (the CLI's root level: WARNING, INFO with -v); restored after."""
+    import distributed  # noqa: F401  (its first import sets the "distributed" logger to INFO)
+
+    dask_log, root_level = logging.getLogger("distributed"), logging.root.getEffectiveLevel()
+    saved = dask_log.level
+    if dask_log.getEffectiveLevel() < root_level:
+        dask_log.setLevel(root_level)
+    try:
+        yield
+    finally:
+        dask_log.setLevel(saved)
+
+
 def _run_dask(tasks: Sequence[_Task], scheduler: Any, workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
     from distributed import Client, LocalCluster, as_completed
     from distributed.client import FutureCancelledError
@@ -871,6 +905,11 @@ def score_studies(
                            folders=_catalog_folders(catalog) if key is not None else ())
 
     with contextlib.ExitStack() as stack:
+        dask_target = scheduler
+        if scheduler is not None:
+            stack.enter_context(_quiet_distributed())
+        if isinstance(scheduler, str) and scheduler != "local":
+            dask_target = stack.enter_context(_connect_scheduler(scheduler))  # before anything is written
         if out_path is not None:
             out_path.mkdir(parents=True, exist_ok=True)
             stack.enter_context(run_lock(out_path))
@@ -957,7 +996,7 @@ def score_studies(
                 if scheduler is None:
                     _run_local(todo, min(n_workers, len(todo)), on_done)
                 else:
-                    _run_dask(todo, scheduler, n_workers, on_done)
+                    _run_dask(todo, dask_target, n_workers, on_done)
         except KeyboardInterrupt:
             bar.close()
             log.warning("interrupted: %d of %d scans are finished and stored; rerun the same command to resume",

@@ -30,7 +30,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from imaging.dicom_headers import (
-    INVALID_RESCALE, MISSING_INTERCEPT, FrameHeader, SkippedFile, SliceHeader, read_header, walk_files,
+    INVALID_RESCALE, MISSING_INTERCEPT, MIXED_FRAME_ORIENTATIONS, FrameHeader, SkippedFile, SliceHeader, read_header,
+    walk_files,
 )
 from imaging.errors import ChestCTError, InvalidArgumentError, NoDicomFoundError, NotCTVolumeError
 from imaging.selection import SelectionRules, choose_series
@@ -448,6 +449,10 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
         detail = next(p for p in bad_rescale[0].problems if p.startswith(INVALID_RESCALE))
         blocking.append(f"{len(bad_rescale)} file(s) with an unusable rescale, HU unknown: "
                         f"{_names(bad_rescale, root=root)} ({detail.removeprefix(INVALID_RESCALE)})")
+    mixed_frames = [h for h in headers if any(p.startswith(MIXED_FRAME_ORIENTATIONS) for p in h.problems)]
+    if mixed_frames:
+        detail = next(p for p in mixed_frames[0].problems if p.startswith(MIXED_FRAME_ORIENTATIONS))
+        blocking.append(f"mixed orientations in multi-frame file {_names(mixed_frames, root=root)} ({detail})")
     no_intercept = [h for h in headers if MISSING_INTERCEPT in h.problems]
     if no_intercept and len(no_intercept) < len(headers):
         blocking.append(f"RescaleIntercept missing in {len(no_intercept)} of {len(headers)} files, present in the "
@@ -455,12 +460,16 @@ def describe_series(headers: list[SliceHeader], *, series_uid: str, study_uid: s
     elif no_intercept:
         problems.append("RescaleIntercept missing: stored values taken as HU")
     for p in sorted({p for h in headers for p in h.problems
-                     if not p.startswith(("truncated", INVALID_RESCALE)) and p != MISSING_INTERCEPT}):
+                     if not p.startswith(("truncated", INVALID_RESCALE, MIXED_FRAME_ORIENTATIONS))
+                     and p != MISSING_INTERCEPT}):
         problems.append(p)
 
     missing_pos = [r for r in refs if r.frame.position is None]
     if missing_pos:
-        blocking.append(f"ImagePositionPatient missing in {len(missing_pos)} slice(s)")
+        where = [_rel_name(r.header.path, root) + (f" frame {r.frame.frame + 1}" if r.header.multiframe else "")
+                 for r in missing_pos[:3]]
+        blocking.append(f"ImagePositionPatient missing in {len(missing_pos)} slice(s): {', '.join(where)}"
+                        + (f" and {len(missing_pos) - 3} more" if len(missing_pos) > 3 else ""))
 
     orientation = orientation_label(iop) if iop else "unknown"
     spacing = None

@@ -228,6 +228,9 @@ def _int(ds: Any, name: str, default: int | None = None) -> int | None:
 
 #: Prefix of the header problem recorded when RescaleSlope/RescaleIntercept cannot be used.
 INVALID_RESCALE = "invalid rescale: "
+#: Prefix of the header problem recorded when the frames of a multi-frame file differ in
+#: orientation (not one volume: the series is blocked, like a folder of mixed orientations).
+MIXED_FRAME_ORIENTATIONS = "frames have different orientations"
 #: Header problem recorded when RescaleIntercept is absent (Type 1 in the CT Image module).
 MISSING_INTERCEPT = "RescaleIntercept missing"
 
@@ -302,24 +305,38 @@ def _frames(ds: Any, n_frames: int, problems: list[str]) -> tuple[tuple[FrameHea
     spacing = _floats(lookup(0, "PixelMeasuresSequence", "PixelSpacing"), 2)
     thickness_value = lookup(0, "PixelMeasuresSequence", "SliceThickness")
     thickness = float(thickness_value) if thickness_value not in (None, "") else None
+
+    def rescale_item(i: int) -> Any:
+        """The PixelValueTransformation item of frame ``i`` (its own, else the shared one)."""
+        for group in ((per_frame[i],) if i < len(per_frame) else ()) + (shared,):
+            item = _seq_item(group, "PixelValueTransformationSequence") if group is not None else None
+            if item is not None:
+                return item
+        return pydicom.Dataset()
+
     frames = []
+    no_intercept = 0
     for i in range(n_frames):
         pos = _floats(lookup(i, "PlanePositionSequence", "ImagePositionPatient"), 3)
-        slope = lookup(i, "PixelValueTransformationSequence", "RescaleSlope")
-        intercept = lookup(i, "PixelValueTransformationSequence", "RescaleIntercept")
-        frames.append(
-            FrameHeader(
-                i,
-                pos,  # type: ignore[arg-type]
-                float(slope) if slope not in (None, "") else 1.0,
-                float(intercept) if intercept not in (None, "") else 0.0,
-            )
-        )
-        if i > 0:
+        # Checked like single-frame files: a slope of 0 or a value that is not a number blocks.
+        item, frame_problems = rescale_item(i), []
+        slope = _rescale(item, "RescaleSlope", 1.0, frame_problems)
+        intercept = _rescale(item, "RescaleIntercept", 0.0, frame_problems)
+        no_intercept += MISSING_INTERCEPT in frame_problems
+        bad = [p for p in frame_problems if p.startswith(INVALID_RESCALE)]
+        if bad and not any(p.startswith(INVALID_RESCALE) for p in problems):
+            problems.append(f"{INVALID_RESCALE}frame {i + 1}: {bad[0].removeprefix(INVALID_RESCALE)}")
+        frames.append(FrameHeader(i, pos, slope, intercept))  # type: ignore[arg-type]
+        if i > 0 and not any(p.startswith(MIXED_FRAME_ORIENTATIONS) for p in problems):
             other = _floats(lookup(i, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
             if other is not None and iop is not None and max(abs(a - b) for a, b in zip(other, iop)) > 1e-3:
-                problems.append("frames have different orientations")
-                break
+                shown = ["\\".join(f"{v:g}" for v in o) for o in (other, iop)]
+                problems.append(f"{MIXED_FRAME_ORIENTATIONS}: frame {i + 1} has {shown[0]}, frame 1 {shown[1]}")
+    if no_intercept == n_frames:
+        problems.append(MISSING_INTERCEPT)  # stored values taken as HU, noted (as for single frames)
+    elif no_intercept:
+        problems.append(f"{INVALID_RESCALE}RescaleIntercept missing in {no_intercept} of {n_frames} frames, "
+                        "present in the others")
     if len(per_frame) < n_frames and n_frames > 1:
         problems.append(f"PerFrameFunctionalGroupsSequence has {len(per_frame)} items for {n_frames} frames")
     return tuple(frames), iop, spacing, thickness  # type: ignore[return-value]

@@ -152,9 +152,69 @@ def _as_hu_dtype(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def _nifti_expected_bytes(header: bytes) -> int | None:
+    """Bytes a complete NIfTI-1/2 file holds (vox_offset + voxel data); None if not NIfTI."""
+    import struct
+
+    for endian in "<>":
+        if len(header) >= 348 and struct.unpack_from(endian + "i", header, 0)[0] == 348:
+            dim = struct.unpack_from(endian + "8h", header, 40)
+            bitpix = struct.unpack_from(endian + "h", header, 72)[0]
+            offset = int(struct.unpack_from(endian + "f", header, 108)[0])
+            break
+        if len(header) >= 540 and struct.unpack_from(endian + "i", header, 0)[0] == 540:
+            bitpix = struct.unpack_from(endian + "h", header, 14)[0]
+            dim = struct.unpack_from(endian + "8q", header, 16)
+            offset = struct.unpack_from(endian + "q", header, 168)[0]
+            break
+    else:
+        return None
+    if not 1 <= dim[0] <= 7 or bitpix <= 0 or offset < 348:  # offset 0: a .hdr/.img pair
+        return None
+    return offset + int(np.prod(dim[1 : dim[0] + 1])) * bitpix // 8
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """Raise PixelDecodeError when a NIfTI file ends before its voxel data does.
+
+    SimpleITK (ITK's NIfTI reader) silently zero-fills a truncated ``.nii`` or
+    ``.nii.gz``; MetaImage and NRRD readers already raise.
+    """
+    import gzip
+    import os
+    import zlib
+
+    gz = path.name.lower().endswith(".gz")
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            expected = _nifti_expected_bytes(f.read(540))
+            if expected is None:
+                return
+            if not gz:
+                size = os.path.getsize(path)
+            else:
+                with open(path, "rb") as raw:  # gzip trailer: uncompressed size mod 2**32
+                    raw.seek(-4, os.SEEK_END)
+                    if int.from_bytes(raw.read(4), "little") == expected % 2**32:
+                        return
+                f.seek(0)
+                size = 0
+                while size < expected and (chunk := f.read(1 << 22)):
+                    size += len(chunk)
+    except (EOFError, OSError, zlib.error) as exc:  # gzip stream cut short or corrupt
+        raise PixelDecodeError(f"{path}: NIfTI file is truncated or corrupt ({exc}). Copy the file again.") from exc
+    if size < expected:
+        raise PixelDecodeError(
+            f"{path}: NIfTI file is truncated: {size} of {expected} bytes of header and voxel data present. "
+            "Copy the file again."
+        )
+
+
 def _load_image_file(path: Path) -> CTVolume:
     import SimpleITK as sitk
 
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_complete(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:

@@ -214,6 +214,55 @@ def test_process_pool_and_dask_give_the_same_table_as_in_process(tmp_path: Path)
     assert len(list((tmp_path / "dask" / "scans").glob("*/lungs.nii.gz"))) == 3
 
 
+def test_dask_run_keeps_distributed_info_logs_quiet_like_the_caller(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from distributed import LocalCluster
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    dask_log, keep = logging.getLogger("distributed"), Keep()
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)  # the CLI's root level without -v
+    monkeypatch.setattr(dask_log, "level", logging.INFO)  # as distributed's own config sets it
+    dask_log.addHandler(keep)
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+            keep.records.clear()
+            score_studies(root, out=tmp_path / "out", scheduler=cluster.scheduler_address, rules=RULES,
+                          scorer=toy_scorer, progress=False, qc=False, masks=False)
+            noise = [r.getMessage() for r in keep.records if r.levelno < logging.WARNING]
+    finally:
+        dask_log.removeHandler(keep)
+    assert noise == []
+    assert dask_log.level == logging.INFO  # restored
+
+
+def test_unreachable_scheduler_is_a_one_line_error_and_nothing_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import dask
+
+    from imaging.cli import main
+
+    root = _tree(tmp_path / "in", n_patients=1)
+    out = tmp_path / "out"
+    with dask.config.set({"distributed.comm.timeouts.connect": "0.5s"}):  # nothing listens on port 1
+        code = main(["score", str(root), "-o", str(out), "--scheduler", "tcp://127.0.0.1:1", "--min-slices", "4",
+                     "--scorer", "tests.imaging.batch_helpers:toy_scorer"])
+    err = capsys.readouterr().err
+    assert code == 2 and "tcp://127.0.0.1:1" in err and "cannot connect" in err and "Traceback" not in err
+    assert not out.exists()
+    code = main(["score", str(root), "-o", str(out), "--scheduler", "nonsense", "--min-slices", "4"])
+    assert code == 2 and "'nonsense'" in capsys.readouterr().err and not out.exists()
+
+
 def test_pseudonyms_replace_patient_ids_everywhere(tmp_path: Path) -> None:
     root = _tree(tmp_path / "in", n_patients=2, problems=True)
     key_file = tmp_path / "secret.key"

@@ -369,6 +369,52 @@ def test_enhanced_multiframe_ct_reads_like_a_series(tmp_path, compress):
     assert v.spacing_mm == pytest.approx((3.0, 0.7, 0.8))
 
 
+def test_enhanced_multiframe_per_frame_rescale_is_checked_like_single_frames(tmp_path):
+    raw = known_raw(4, 8, 8)
+    positions = [(0.0, 0.0, 3.0 * k) for k in range(4)]
+    cases = {"slope0": "frame 3: RescaleSlope is 0", "nointercept": "RescaleIntercept missing in 1 of 4 frames"}
+    for name, message in cases.items():
+        ds = _enhanced_ct(raw, positions, intercepts=[-1024] * 4)
+        lut = ds.PerFrameFunctionalGroupsSequence[2].PixelValueTransformationSequence[0]
+        if name == "slope0":
+            lut.RescaleSlope = 0
+        else:
+            del lut.RescaleIntercept
+        ds.save_as(tmp_path / f"{name}.dcm", enforce_file_format=True)
+        with pytest.raises(NotCTVolumeError, match=f"{name}.dcm.*{message}"):
+            load_scan(tmp_path / f"{name}.dcm")
+    ds = _enhanced_ct(raw, positions, intercepts=[-1024] * 4)
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        del item.PixelValueTransformationSequence
+    (tmp_path / "all").mkdir()
+    ds.save_as(tmp_path / "all" / "none.dcm", enforce_file_format=True)
+    v = load_scan(tmp_path / "all" / "none.dcm")  # missing in every frame: stored values taken as HU, noted
+    np.testing.assert_array_equal(v.hu, raw)
+    assert "RescaleIntercept missing: stored values taken as HU" in v.info.notes
+
+
+def test_enhanced_multiframe_with_a_frame_in_another_orientation_is_refused_not_cut_short(tmp_path):
+    raw = known_raw(5, 8, 8)
+    ds = _enhanced_ct(raw, [(0.0, 0.0, 3.0 * k) for k in range(5)], intercepts=[-1024] * 5)
+    orient = pydicom.Dataset()
+    orient.ImageOrientationPatient = list(CORONAL)
+    ds.PerFrameFunctionalGroupsSequence[2].PlaneOrientationSequence = [orient]
+    ds.save_as(tmp_path / "mixed.dcm", enforce_file_format=True)
+    series = find_series(tmp_path).series[0]
+    assert series.n_slices == 5 and series.blocking  # the frames after the odd one were dropped before
+    with pytest.raises(NotCTVolumeError, match=r"mixed orientations in multi-frame file mixed\.dcm.*frame 3"):
+        load_scan(tmp_path / "mixed.dcm")
+
+
+def test_enhanced_multiframe_missing_a_frame_position_names_the_file_and_frame(tmp_path):
+    raw = known_raw(4, 8, 8)
+    ds = _enhanced_ct(raw, [(0.0, 0.0, 3.0 * k) for k in (3, 1, 0, 2)], intercepts=[-1024] * 4)
+    del ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence
+    ds.save_as(tmp_path / "nopos.dcm", enforce_file_format=True)
+    with pytest.raises(NotCTVolumeError, match=r"ImagePositionPatient missing in 1 slice\(s\): nopos\.dcm frame 2"):
+        load_scan(tmp_path / "nopos.dcm")
+
+
 def test_modality_other_than_ct_and_short_series_are_refused(tmp_path):
     write_series(tmp_path / "mr", modality="MR")
     with pytest.raises(NotCTVolumeError, match="modality MR, not CT"):
@@ -400,6 +446,22 @@ def test_image_files_read_through_simpleitk_canonical(tmp_path, suffix):
     np.testing.assert_allclose(v.direction, np.eye(3))
     np.testing.assert_array_equal(v.hu, hu[::-1, :, ::-1])
     np.testing.assert_allclose(v.index_to_lps([0, 0, 0]), flipped.index_to_lps([3, 0, 5]))
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_truncated_nifti_is_refused_naming_the_file(tmp_path, suffix):
+    # ITK's NIfTI reader zero-fills a file that ends early instead of failing.
+    import SimpleITK as sitk
+
+    hu = known_raw(4, 5, 6) - 1000
+    whole = tmp_path / f"whole{suffix}"
+    sitk.WriteImage(CTVolume(hu, (2.0, 0.5, 0.6)).to_sitk(), str(whole))
+    np.testing.assert_array_equal(load_scan(whole).hu, hu)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut ü{suffix}"
+    cut.write_bytes(data[: len(data) - 40])
+    with pytest.raises(PixelDecodeError, match=r"cut ü\.nii.*truncated"):
+        load_scan(cut)
 
 
 # ----------------------------------------------------------------------------- real data
