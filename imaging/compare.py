@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ import pandas as pd
 
 from imaging import constants as C
 from imaging import stats as S
+from imaging.checks import is_real_number
 from imaging.errors import InvalidTableError
 from imaging.trial_tables import (
     WARNING_KINDS,
@@ -100,11 +100,6 @@ MULTIPLICITY_NOTE: str = (
 
 
 
-def _is_real(value: Any) -> bool:
-    """A real number (NumPy scalars included), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
 @dataclass(frozen=True)
 class ResponseCriteria:
     """Thresholds that turn a change from baseline into improved / stable / progressed.
@@ -143,9 +138,9 @@ class ResponseCriteria:
     def __post_init__(self) -> None:
         for name in ("absolute", "improved_relative_pct", "progressed_relative_pct"):
             value = getattr(self, name)
-            if not (_is_real(value) and math.isfinite(value) and value > 0):
+            if not (is_real_number(value) and math.isfinite(value) and value > 0):
                 raise ValueError(f"ResponseCriteria.{name} must be a positive number, got {value!r}")
-        if not (_is_real(self.min_absolute) and math.isfinite(self.min_absolute)
+        if not (is_real_number(self.min_absolute) and math.isfinite(self.min_absolute)
                 and 0 <= self.min_absolute <= self.absolute):
             raise ValueError(
                 f"ResponseCriteria.min_absolute must be in [0, absolute={self.absolute}], got {self.min_absolute!r}"

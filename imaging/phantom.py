@@ -50,6 +50,7 @@ from imaging.phantom_anatomy import (
     NOMINAL_T_MM,
     NOMINAL_U_MM,
 )
+from imaging.checks import is_real_number
 from imaging.phantom_vessels import render_tubes
 from imaging.volume import CTVolume, ScanInfo
 
@@ -433,7 +434,7 @@ def _work_shape(shape: tuple[int, int, int], spacing: tuple[float, float, float]
 
 def _real(name: str, value: object) -> float:
     """``value`` as a float; TypeError naming ``name`` when it is not a real number."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real_number(value):
         raise TypeError(f"{name} must be a number, got {value!r}")
     return float(value)
 

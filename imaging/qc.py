@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from imaging.constants import DISPLAY_WINDOW_HU
+from imaging.volume import index_to_lps
 
 __all__ = ["representative_slices", "render_qc"]
 
@@ -153,8 +154,7 @@ def render_qc(path: str | os.PathLike[str], hu: np.ndarray, *, spacing_mm: Seque
     def position(z: float, y: float, x: float, axis: int) -> str:
         if origin_mm is None:
             return ""
-        d = np.eye(3) if direction is None else np.asarray(direction, np.float64).reshape(3, 3)
-        lps = np.asarray(origin_mm, np.float64) + d @ (np.array([x * sx, y * sy, z * sz]))
+        lps = index_to_lps((z, y, x), (sz, sy, sx), origin_mm, direction)
         return f"  ({'xyz'[axis]} {lps[axis]:.1f} mm)"
 
     Z, Y, X = hu.shape

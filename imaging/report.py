@@ -214,7 +214,6 @@ def plot_responses(comparison: Comparison) -> Figure:
     arms = _arms(comparison)
     cats = comparison.categories[comparison.categories["stratum"] == "all"]
     visits = [v for v in comparison.settings["visit_order"] if v in set(cats["visit"])]
-    labels, bottoms = [], None
     slot = 0.9 if max(len(a) for a in arms) <= 12 else 1.2  # inches per bar
     fig = _new_figure(max(4.0, slot * len(visits) * len(arms) + 2), 3.6)
     ax = fig.subplots()

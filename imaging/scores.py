@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from imaging import constants as C
+from imaging.checks import is_real_number
 from imaging.environment import software_version
 from imaging.errors import NotAChestError
 from imaging.lungs import (
@@ -574,8 +575,7 @@ def score_scan(
                         ("vessel_min_hu", vessel_min_hu), ("high_opacity_min_hu", high_opacity_min_hu),
                         ("vessel_radius_mm", vessel_radius_mm), ("vessel_regrow_mm", vessel_regrow_mm)):
         # NaN would silently count nothing (PHO 0 %) and write invalid JSON settings
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(value):
+        if not is_real_number(value) or not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
     if isinstance(volume_or_path, CTVolume):
         volume = volume_or_path

@@ -273,7 +273,7 @@ def hodges_lehmann(x: Any, y: Any, *, confidence: float = 0.95) -> TestResult:
     diffs = np.sort((x[:, None] - y[None, :]).ravel())
     estimate = float(np.median(diffs))
     alpha = 1.0 - confidence
-    pooled = np.concatenate([x, y])
+    constant = bool(np.ptp(np.concatenate([x, y])) == 0)  # every value the same: no interval
     if _use_exact(x, y):
         method = "exact"
         cdf = _mwu_null_cdf(m, n)
@@ -290,11 +290,11 @@ def hodges_lehmann(x: Any, y: Any, *, confidence: float = 0.95) -> TestResult:
         z = sps.norm.ppf(1 - alpha / 2)
         # largest c with P(U <= c) <= alpha/2 under the continuity-corrected normal law,
         # Phi((c + 1/2 - mn/2) / sd) <= alpha/2: the same test as mann_whitney's p-value
-        c = int(math.floor(m * n / 2 - z * math.sqrt(var_u) - 0.5)) if var_u > 0 and np.ptp(pooled) > 0 else -1
+        c = int(math.floor(m * n / 2 - z * math.sqrt(var_u) - 0.5)) if var_u > 0 and not constant else -1
         achieved = confidence if c >= 0 else _NAN
     if c < 0:
         why = ("every value is the same in both arms: no interval by rank inversion"
-               if np.all(pooled == pooled[0]) else f"too few patients for a {confidence:.0%} interval (m={m}, n={n})")
+               if constant else f"too few patients for a {confidence:.0%} interval (m={m}, n={n})")
         return TestResult("hodges_lehmann", estimate=estimate, method=method, note=why)
     return TestResult(
         "hodges_lehmann",

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["ScanInfo", "CTVolume", "canonical_axes", "to_canonical", "from_canonical"]
+__all__ = ["ScanInfo", "CTVolume", "canonical_axes", "to_canonical", "from_canonical", "index_to_lps"]
 
 
 @dataclass(frozen=True)
@@ -217,9 +217,38 @@ class CTVolume:
         (N, 3) or (3,) ndarray
             LPS (x, y, z) positions in mm.
         """
-        idx = np.asarray(index_zyx, dtype=np.float64)[..., ::-1]
-        scaled = idx * np.array(list(reversed(self.spacing_mm)))
-        return np.asarray(self.origin_mm) + scaled @ self.direction.T
+        return index_to_lps(index_zyx, self.spacing_mm, self.origin_mm, self.direction)
+
+
+def index_to_lps(index_zyx: np.ndarray, spacing_mm: Sequence[float], origin_mm: Sequence[float],
+                 direction: np.ndarray | Sequence[float] | None = None) -> np.ndarray:
+    """LPS positions (mm) of voxel indices of a grid (ITK conventions, as :class:`CTVolume`).
+
+    Parameters
+    ----------
+    index_zyx : (N, 3) or (3,) array
+        Indices in array order (z, y, x).
+    spacing_mm : (3,) floats
+        Voxel spacing (z, y, x), mm.
+    origin_mm : (3,) floats
+        LPS position of voxel (0, 0, 0), mm.
+    direction : 3 x 3 (or 9) floats or None
+        ITK direction cosines (columns: x, y, z axes); None: identity.
+
+    Returns
+    -------
+    (N, 3) or (3,) ndarray
+        LPS (x, y, z) positions in mm.
+
+    Examples
+    --------
+    >>> index_to_lps([2, 1, 0], (5.0, 1.0, 1.0), (0.0, 0.0, -10.0)).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    d = np.eye(3) if direction is None else np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    idx = np.asarray(index_zyx, dtype=np.float64)[..., ::-1]
+    scaled = idx * np.array(list(reversed(spacing_mm)), dtype=np.float64)
+    return np.asarray(origin_mm, dtype=np.float64) + scaled @ d.T
 
 
 def canonical_axes(direction: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
