@@ -8,7 +8,7 @@ of one scan are near copies, so the train/validation split must be by whole scan
 :func:`split_blocks` holds out whole blocks by a fixed, documented rule.
 
 Every COVID slice contains infection; negatives (healthy lungs) come from synthetic HU
-chest slices: :func:`phantom_slices` (the project's phantom, :mod:`imaging.phantom`) when
+chest slices: :func:`phantom_slices` (the project's phantom, :mod:`imaging.phantom.make`) when
 it is available, else :func:`synthetic_chest_slice` (a simple built-in generator).
 With ``lung_free=True`` the phantoms' slices without lungs (neck; upper abdomen with
 liver, stomach and gastric air bubble; shifted along the table to see more of them) are
@@ -375,7 +375,7 @@ def phantom_slices(
     lung_free: bool = False,
     table_shifts: Sequence[float] = (0.0,),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Axial slices of the project's phantoms (:func:`imaging.phantom.make_phantom`).
+    """Axial slices of the project's phantoms (:func:`imaging.phantom.make.make_phantom`).
 
     Parameters
     ----------
@@ -389,7 +389,7 @@ def phantom_slices(
         diaphragm with liver, stomach and its gastric air bubble, table): negatives
         labelled background. False keeps only the lung-bearing slices.
     table_shifts : floats
-        Shifts of the patient along the table (:class:`imaging.phantom.Pose` ``dt``,
+        Shifts of the patient along the table (:class:`imaging.phantom.make.Pose` ``dt``,
         normalised ``t`` units, 0.02 ~ 6 mm), cycled over the volumes: positive moves the
         patient superior so more abdomen is in the field of view, negative shows more of
         the neck. The phantom always frames the chest, so this is how lung-free slices are
@@ -404,9 +404,9 @@ def phantom_slices(
     Raises
     ------
     ImportError
-        When :mod:`imaging.phantom` is not available.
+        When :mod:`imaging.phantom.make` is not available.
     """
-    from imaging.phantom import Pose, make_phantom  # optional: owned by another module
+    from imaging.phantom.make import Pose, make_phantom  # optional: owned by another module
 
     if n_volumes < 1:
         raise ValueError(f"n_volumes must be >= 1, got {n_volumes!r}")

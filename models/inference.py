@@ -3,7 +3,7 @@
 The network (:class:`models.network.UNet2D`) labels each axial slice as background,
 lung without lesion, or lesion. Lungs are the union of the two lung classes. The lesion
 is split into ground-glass and consolidation by density: a lesion voxel whose HU is at
-least :data:`imaging.constants.HU_CONSOLIDATION_MIN` (-300 HU) is consolidation, else
+least :data:`imaging.scoring.constants.HU_CONSOLIDATION_MIN` (-300 HU) is consolidation, else
 ground-glass (Chaganti et al., Radiology: AI 2020, PMC7392373: ground-glass -700..-300 HU,
 consolidation above). For 8-bit display input the HU are estimated with the linear
 inverse of the display window (:func:`models.preprocess.display_to_hu_approx`), which
@@ -15,7 +15,7 @@ For HU input the network output is checked against the densities before the spli
 1. regions (per slice) that the network calls lung but that are almost airless are
    dropped (:func:`drop_airless_lung_regions`: liver, spleen, kidneys, bowel, neck);
 2. dense lesion voxels on the outer rim of the prediction (within
-   :data:`imaging.constants.OPACITY_RIM_TRIM_NET_PX` network pixels of the predicted
+   :data:`imaging.scoring.constants.OPACITY_RIM_TRIM_NET_PX` network pixels of the predicted
    background) are dropped (:func:`trim_extrapulmonary_rim`): at the network's resolution
    the lesion boundary runs into the pleural and chest-wall fat (about -100 HU);
 3. lesion voxels outside the opacity density range (below ``HU_OPACITY_MIN`` = -700 HU:
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imaging.constants import (
+from imaging.scoring.constants import (
     HU_CONSOLIDATION_MIN,
     HU_LUNG_THRESHOLD,
     HU_OPACITY_MIN,
@@ -340,7 +340,7 @@ def split_lesion_by_density(
     hu : ndarray, HU, same shape
     consolidation_min_hu : float
         Lesion voxels at or above this are consolidation (default
-        :data:`imaging.constants.HU_CONSOLIDATION_MIN`).
+        :data:`imaging.scoring.constants.HU_CONSOLIDATION_MIN`).
 
     Returns
     -------

@@ -5,7 +5,7 @@ were prepared (``../shared/data/README.md``) by: per-slice min-max normalisation
 [0, 1], scaling to uint8, OpenCV CLAHE (clip limit 7.0, 8 x 8 tiles) and a cubic resize
 to 256 x 256. Half of the source volumes were already stored as 8-bit images of the
 [-1250, 250] HU window, so :func:`hu_to_display` first windows HU to
-:data:`imaging.constants.DISPLAY_WINDOW_HU` and then repeats exactly those steps.
+:data:`imaging.scoring.constants.DISPLAY_WINDOW_HU` and then repeats exactly those steps.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from imaging.constants import DISPLAY_WINDOW_HU
+from imaging.scoring.constants import DISPLAY_WINDOW_HU
 
 __all__ = [
     "NET_SIZE",
@@ -113,7 +113,7 @@ def hu_to_display(
     ----------
     hu : (Y, X) or (Z, Y, X) ndarray, HU
         Axial slices, rows anterior to posterior, columns patient right to left
-        (radiological display, as :meth:`imaging.volume.CTVolume.canonical` gives).
+        (radiological display, as :meth:`imaging.common.volume.CTVolume.canonical` gives).
     window_hu : (low, high), HU
         Window clipped before the per-slice min-max normalisation.
     spacing_yx_mm : (2,) floats or None

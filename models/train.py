@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from imaging.constants import DISPLAY_WINDOW_HU
+from imaging.scoring.constants import DISPLAY_WINDOW_HU
 from models.data import (
     block_indices,
     find_scan_blocks,
@@ -184,7 +184,7 @@ def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
                                                      table_shifts=table_shifts,
                                                      percent_opacity=severities)
         except ImportError as exc:
-            log(f"imaging.phantom not available ({exc}); built-in synthetic slices only")
+            log(f"imaging.phantom.make not available ({exc}); built-in synthetic slices only")
         else:
             for hu, lu, le in zip(ph_hu, ph_lungs, ph_les):
                 if hu.shape != (NET_SIZE, NET_SIZE):
@@ -195,7 +195,7 @@ def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
                 hus.append(hu.astype(np.float32))
                 labels.append(make_labels(lu, (le > 0) & lu))
             n_free = int((~ph_lungs.any(axis=(1, 2))).sum())
-            source += (f" + {len(ph_hu)} imaging.phantom slices ({phantom_volumes} volumes, "
+            source += (f" + {len(ph_hu)} imaging.phantom.make slices ({phantom_volumes} volumes, "
                        f"{n_free} lung-free)")
     return hus, labels, source
 
@@ -444,7 +444,7 @@ def calibrate_lesion_threshold(
     """
     import torch
 
-    from imaging.phantom import make_phantom
+    from imaging.phantom.make import make_phantom
     from models.inference import iter_probabilities, load_model
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imaging.environment import machine_description
+from imaging.common.environment import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LIDC = REPO.parent / "shared" / "data" / "lidc_idri_0001"
@@ -80,7 +80,7 @@ def run_stages(path: Path, *, opacity_method: str = "auto") -> dict[str, Any]:
     when the weights are installed and the method is not ``"density"``.
     """
     import imaging
-    from imaging.lungs import segment_lungs
+    from imaging.scoring.lungs import segment_lungs
 
     result: dict[str, Any] = {"input": str(path), "stages": {}}
     volume, result["stages"]["read"] = _measure(imaging.load_scan, path)
@@ -92,7 +92,7 @@ def run_stages(path: Path, *, opacity_method: str = "auto") -> dict[str, Any]:
         from models import segment_opacity
 
         _, result["stages"]["opacity (model)"] = _measure(segment_opacity, volume.hu, spacing_mm=volume.spacing_mm)
-    from imaging.opacity import density_bands
+    from imaging.scoring.opacity import density_bands
 
     _, result["stages"]["opacity (density bands)"] = _measure(density_bands, volume.hu, lungs > 0,
                                                              spacing_mm=volume.spacing_mm)
@@ -188,7 +188,7 @@ def make_phantom_file(folder: Path, n_slices: int) -> tuple[Path, float]:
     import numpy as np
     import SimpleITK as sitk
 
-    from imaging.phantom import make_phantom
+    from imaging.phantom.make import make_phantom
 
     start = time.perf_counter()
     phantom = make_phantom(shape=(n_slices, 512, 512), spacing_mm=(1.0, 0.7, 0.7), percent_opacity=10.0,
@@ -202,7 +202,7 @@ def make_phantom_file(folder: Path, n_slices: int) -> tuple[Path, float]:
 
 def throughput(sample: Path, workers: int | None) -> dict[str, Any]:
     """Scans per minute of score_studies on the sample trial (outputs to a temporary folder)."""
-    from imaging.batch import score_studies
+    from imaging.pipeline.batch import score_studies
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-lungmask", action="store_true")
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--opacity", choices=("auto", "model", "density"), default="auto",
-                        help="opacity method of score_scan (auto: AUTO_OPACITY_METHOD of imaging.scores, density bands)")
+                        help="opacity method of score_scan (auto: AUTO_OPACITY_METHOD of imaging.scoring.scores, density bands)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--_stages", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(render(results))
     if args.json:
-        from imaging.outputs import atomic_write_json
+        from imaging.common.files import atomic_write_json
 
         atomic_write_json(args.json, results)
     return 0

@@ -10,7 +10,7 @@ Two measurements:
    subprocess, alternating, so peak resident memory (``VmHWM`` minus the resident size
    after imports) is not shared between them; the page cache is warmed first.
 2. **Header scan**: ``find_series`` over a synthetic tree of ``--tree-files`` small
-   DICOM files (50 studies, written by :func:`imaging.writers.write_dicom_series`) in a
+   DICOM files (50 studies, written by :func:`imaging.io.writers.write_dicom_series`) in a
    temporary folder deleted afterwards.
 
 Usage::
@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from imaging.environment import machine_description
+from imaging.common.environment import machine_description
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lidc_idri_0001"
 
@@ -50,7 +50,7 @@ def _child(method: str, folder: str) -> int:
     import numpy as np  # noqa: F401  (imports outside the timed region)
     import SimpleITK as sitk
 
-    from imaging.io import load_scan
+    from imaging.io.load import load_scan
 
     base = _rss_kib("VmRSS")
     t0 = time.perf_counter()
@@ -89,8 +89,8 @@ def _write_tree(root: Path, n_files: int) -> None:
     """``n_files`` 32x32 CT slices: 50 patients with one study and series each, two levels deep."""
     import numpy as np
 
-    from imaging.volume import CTVolume
-    from imaging.writers import write_dicom_series
+    from imaging.common.volume import CTVolume
+    from imaging.io.writers import write_dicom_series
 
     n_studies = min(50, n_files)
     per, extra = divmod(n_files, n_studies)
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{tuple(rs[0]['shape'])} | {rs[0]['dtype']} |")
     print(f"\nratio load_scan / SimpleITK (median time): {med['load_scan'] / med['sitk']:.2f}")
     if args.tree_files > 0:
-        from imaging.dicom import find_series
+        from imaging.io.series import find_series
 
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()

@@ -46,8 +46,8 @@ def _median_time(fn: Any, repeats: int) -> tuple[float, Any]:
 
 
 def bench_volume(name: str, volume: Any, repeats: int, read_s: float | None = None) -> dict[str, Any]:
-    from imaging.lungs import segment_lungs
-    from imaging.scores import score_scan
+    from imaging.scoring.lungs import segment_lungs
+    from imaging.scoring.scores import score_scan
 
     lungs_s, labels = _median_time(lambda: segment_lungs(volume), repeats)
     score_s, _ = _median_time(lambda: score_scan(volume, lung_labels=labels, opacity_method="density"),
@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark_scoring: --slices must be >= 8 each, got {args.slices}", file=sys.stderr)
         return 2
 
-    from imaging.errors import ChestCTError
-    from imaging.io import load_scan
-    from imaging.phantom import make_phantom
+    from imaging.common.errors import ChestCTError
+    from imaging.io.load import load_scan
+    from imaging.phantom.make import make_phantom
 
     rows = []
     folder = args.data / "lidc_idri_0001"
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("| " + " | ".join(fmt(r[k]) for k in keys) + " |")
     if args.json is not None:
-        from imaging.outputs import atomic_write_json
+        from imaging.common.files import atomic_write_json
 
         atomic_write_json(args.json, rows)
     return 0

@@ -54,8 +54,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def eval_cip(data: Path, methods: list[str]) -> list[dict[str, Any]]:
-    from imaging.io import load_scan
-    from imaging.lungs import ZONE_NAMES, lung_zones, segment_lungs
+    from imaging.io.load import load_scan
+    from imaging.scoring.lungs import ZONE_NAMES, lung_zones, segment_lungs
 
     folder = data / "cip_ct64"
     v = load_scan(folder / "ct-64.nrrd")
@@ -83,9 +83,9 @@ def eval_cip(data: Path, methods: list[str]) -> list[dict[str, Any]]:
 
 
 def eval_phantoms(methods: list[str], severities: list[float], seeds: int) -> list[dict[str, Any]]:
-    from imaging.lungs import segment_lungs
-    from imaging.opacity import density_bands
-    from imaging.phantom import make_phantom
+    from imaging.scoring.lungs import segment_lungs
+    from imaging.scoring.opacity import density_bands
+    from imaging.phantom.make import make_phantom
 
     rows = []
     for sev in severities:
@@ -112,8 +112,8 @@ def eval_phantoms(methods: list[str], severities: list[float], seeds: int) -> li
 
 
 def eval_lidc(data: Path, methods: list[str]) -> list[dict[str, Any]]:
-    from imaging.io import load_scan
-    from imaging.scores import score_scan
+    from imaging.io.load import load_scan
+    from imaging.scoring.scores import score_scan
 
     folder = data / "lidc_idri_0001"
     series = sorted(p for p in folder.rglob("*") if p.is_dir() and any(p.glob("*.dcm")))
@@ -134,8 +134,8 @@ def eval_lidc(data: Path, methods: list[str]) -> list[dict[str, Any]]:
 def eval_sample(sample: Path, methods: list[str]) -> list[dict[str, Any]]:
     import pandas as pd
 
-    from imaging.io import load_scan
-    from imaging.scores import score_scan
+    from imaging.io.load import load_scan
+    from imaging.scoring.scores import score_scan
 
     truth = pd.read_csv(sample / "truth.csv", dtype=str)
     errors: dict[str, list[float]] = {m: [] for m in methods}
@@ -168,7 +168,7 @@ def summarise_phantoms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def eval_abdomen(data: Path) -> list[dict[str, Any]]:
-    from imaging.scores import score_scan
+    from imaging.scoring.scores import score_scan
 
     s = score_scan(data / "dicom_variants" / "jpeg2000_abdomen", on_not_chest="flag")
     return [{"lung_volume_ml": s.lung_volume_ml, "flags": ";".join(s.quality_flags),
@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write all rows as JSON")
     args = parser.parse_args(argv)
 
-    from imaging.errors import ChestCTError
-    from imaging.lungs import model_available
+    from imaging.common.errors import ChestCTError
+    from imaging.scoring.lungs import model_available
 
     methods = args.methods or (["classical_basic", "classical"]
                                + (["hybrid", "model"] if model_available() else []))
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in results.items():
         print(f"\n### {name}\n\n{_table(rows)}")
     if args.json is not None:
-        from imaging.outputs import atomic_write_json
+        from imaging.common.files import atomic_write_json
 
         atomic_write_json(args.json, results)
     return 0

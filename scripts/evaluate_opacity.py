@@ -15,7 +15,7 @@ Sections (each skipped with a message when its data is missing):
   infected-lung percent vs the expert masks, Pearson r.
 * ``cip_ct64``: a real chest CT downsampled to 64 x 64 x 79 with an algorithmic whole-lung
   mask: lung Dice and percent opacity (HU input).
-* ``phantoms``: :func:`imaging.phantom.make_phantom` volumes never used in training
+* ``phantoms``: :func:`imaging.phantom.make.make_phantom` volumes never used in training
   (seeds differ): ground-glass and consolidation volumes vs truth, lung Dice, for HU input
   and for the same volume converted to display images.
 """
@@ -149,7 +149,7 @@ def evaluate_cip(path: Path) -> dict:
 def evaluate_phantoms(*, seeds: tuple[int, ...] = (101, 102, 103, 104),
                       percents: tuple[float, ...] = (0.0, 5.0, 15.0, 30.0)) -> dict:
     """Phantom volumes (never trained on): lesion volumes vs truth, HU and display input."""
-    from imaging.phantom import make_phantom
+    from imaging.phantom.make import make_phantom
     from models import predict_lungs_and_opacity
     from models.preprocess import hu_to_display
 
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from imaging.errors import ChestCTError
+    from imaging.common.errors import ChestCTError
     from models import load_model
 
     torch.set_num_threads(args.threads)

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imaging.commands.demo import SAMPLE_DATA
-from imaging.errors import ChestCTError
-from imaging.io import load_scan
-from imaging.lungs import LUNG_METHODS
-from imaging.scores import score_scan
+from imaging.cli.demo import SAMPLE_DATA
+from imaging.common.errors import ChestCTError
+from imaging.io.load import load_scan
+from imaging.scoring.lungs import LUNG_METHODS
+from imaging.scoring.scores import score_scan
 
 OPACITY_METHODS = ("auto", "density", "model")
 

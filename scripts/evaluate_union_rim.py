@@ -30,7 +30,7 @@ def erode_inplane(labels: np.ndarray, radius_mm: float, spacing_yx: tuple[float,
     """Labels eroded slice by slice with an elliptical disk of ``radius_mm``."""
     import cv2
 
-    from imaging.opacity import disk_kernel
+    from imaging.scoring.opacity import disk_kernel
 
     kernel = disk_kernel(radius_mm, spacing_yx)
     out = labels.copy()
@@ -41,8 +41,8 @@ def erode_inplane(labels: np.ndarray, radius_mm: float, spacing_yx: tuple[float,
 
 def measure(volume, erode_mm: float, truth: np.ndarray | None = None) -> dict[str, str]:
     """PO (and Dice against ``truth``) for the three lung masks of one volume."""
-    from imaging.lungs import segment_lungs, union_with_learned
-    from imaging.opacity import density_bands
+    from imaging.scoring.lungs import segment_lungs, union_with_learned
+    from imaging.scoring.opacity import density_bands
 
     classical = segment_lungs(volume, method="classical")
     learned = segment_lungs(volume, method="model")
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if not all(0 <= s <= 95 for s in args.severities):
         parser.error(f"argument --severities: percent opacity must be in 0..95, got {args.severities}")
 
-    from imaging.io import load_scan
-    from imaging.phantom import make_phantom
+    from imaging.io.load import load_scan
+    from imaging.phantom.make import make_phantom
 
     print("| case | truth PO % | classical | union | union-eroded |\n|---|---|---|---|---|")
     for sev in args.severities:

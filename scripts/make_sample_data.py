@@ -13,7 +13,7 @@ PACS export::
 Every study holds the 5 mm STANDARD-kernel axial series the truth refers to; some
 also hold a scout (localizer), a 10 mm thick reconstruction or a 5 mm LUNG-kernel
 reconstruction of the same acquisition, so that the series chooser has work to do
-(by the rules of :mod:`imaging.selection` the 5 mm STANDARD series is the one to score).
+(by the rules of :mod:`imaging.io.selection` the 5 mm STANDARD series is the one to score).
 Images: 112 × 112 pixels of 3.1 mm, 50 slices of 5 mm, noise 7 HU, JPEG 2000 lossless
 (about 20 MB in all).
 
@@ -42,7 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from imaging.outputs import atomic_write_text  # noqa: E402
+from imaging.common.files import atomic_write_text  # noqa: E402
 
 __all__ = ["SEED", "VISIT_DAYS", "PatientPlan", "plan_trial", "visit_phantoms", "truth_rows", "write_trial", "main"]
 
@@ -111,7 +111,7 @@ def plan_trial(seed: int = SEED) -> list[PatientPlan]:
 
 def visit_phantoms(plan: PatientPlan, seed: int = SEED) -> Iterable["object"]:
     """The patient's phantoms, one per visit, in visit order (deterministic per patient)."""
-    from imaging.phantom import make_phantom
+    from imaging.phantom.make import make_phantom
 
     rng = np.random.default_rng([seed, 1, plan.index])
     first = make_phantom(
@@ -177,7 +177,7 @@ def _csv_text(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> str:
 
 def _thick(volume: "object", factor: int = 2) -> "object":
     """A thicker reconstruction: the mean of each ``factor`` consecutive slices."""
-    from imaging.volume import CTVolume
+    from imaging.common.volume import CTVolume
 
     hu = volume.hu  # type: ignore[attr-defined]
     n = (hu.shape[0] // factor) * factor
@@ -202,7 +202,7 @@ def write_trial(out: Path, *, seed: int = SEED, truth_only: bool = False) -> dic
     """Generate the whole trial under ``out``; returns a summary (counts, size in bytes)."""
     from pydicom.uid import JPEG2000Lossless
 
-    from imaging.writers import write_dicom_series, write_localizer
+    from imaging.io.writers import write_dicom_series, write_localizer
 
     plans = plan_trial(seed)
     out.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def render_montage(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from imaging.outputs import atomic_write
+    from imaging.common.files import atomic_write
 
     canon = volume.canonical()  # type: ignore[attr-defined]
     if canon is not volume and (lungs is not None or lesions is not None):
@@ -115,7 +115,7 @@ def render_montage(
 
 def _read(path: Path) -> "object":
     """A canonical CTVolume from a DICOM series folder, NIfTI, NRRD or MetaImage file."""
-    from imaging.io import load_scan
+    from imaging.io.load import load_scan
 
     return load_scan(path)
 
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crazy-paving", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from imaging.errors import ChestCTError
+    from imaging.common.errors import ChestCTError
 
     if args.phantom is None and not args.inputs:
         parser.error("give at least one input, or --phantom PERCENT")
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "(series found under the inputs, and the phantom): give a folder")
     written, failed = 0, 0
     if args.phantom is not None:
-        from imaging.phantom import make_phantom
+        from imaging.phantom.make import make_phantom
 
         try:
             p = make_phantom(shape=tuple(args.shape), spacing_mm=tuple(args.spacing), percent_opacity=args.phantom,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from imaging.errors import NotAChestError
+from imaging.common.errors import NotAChestError
 
 #: Identifying values written into the synthetic headers; tests check they never reach OUT.
 PATIENT_NAME = "Doe^Janet"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imaging.volume import CTVolume
+from imaging.common.volume import CTVolume
 
 
 @dataclass

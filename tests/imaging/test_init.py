@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 import imaging
-from imaging import errors
+from imaging.common import errors
 
 
 def test_every_public_name_resolves():

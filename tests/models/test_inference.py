@@ -28,7 +28,7 @@ def net():
 
 
 def _phantom(percent: float, seed: int, shape=(8, 256, 256), spacing=(30.0, 1.4, 1.4)):
-    phantom = pytest.importorskip("imaging.phantom")
+    phantom = pytest.importorskip("imaging.phantom.make")
     return phantom.make_phantom(shape=shape, spacing_mm=spacing, percent_opacity=percent,
                                 rng=np.random.default_rng(seed))
 
@@ -226,7 +226,7 @@ def test_drop_airless_lung_regions_and_refine():
 
 def test_lung_free_slices_no_lungs_no_opacity(net):
     """Abdomen (patient shifted up) and neck (shifted down) slices of healthy phantoms."""
-    phantom = pytest.importorskip("imaging.phantom")
+    phantom = pytest.importorskip("imaging.phantom.make")
     for dt in (0.3, -0.3):
         ph = phantom.make_phantom(shape=(12, 256, 256), spacing_mm=(20.0, 1.4, 1.4),
                                   percent_opacity=0.0, rng=np.random.default_rng(21),

@@ -139,7 +139,7 @@ def test_network_shapes():
 
 
 def test_phantom_slices_lung_free_negatives():
-    pytest.importorskip("imaging.phantom")
+    pytest.importorskip("imaging.phantom.make")
     from models.data import phantom_slices
 
     kw = dict(n_volumes=2, shape=(12, 48, 48), spacing_mm=(20.0, 6.0, 6.0),

@@ -31,8 +31,8 @@ def test_phantom_montage_png(tmp_path: Path) -> None:
 
 
 def test_dicom_folder_montages(tmp_path: Path) -> None:
-    from imaging.phantom import make_phantom
-    from imaging.writers import write_dicom_series
+    from imaging.phantom.make import make_phantom
+    from imaging.io.writers import write_dicom_series
 
     p = make_phantom(shape=(24, 48, 48), spacing_mm=(12.0, 7.0, 7.0), rng=np.random.default_rng(0))
     write_dicom_series(p.volume, tmp_path / "in" / "study" / "series", patient_id="P01")
@@ -64,7 +64,7 @@ def test_pixels_drawn_at_their_true_aspect_ratio(tmp_path: Path, monkeypatch) ->
     # (vertical spacing) / (horizontal spacing), axial included
     import matplotlib.pyplot as plt
 
-    from imaging.volume import CTVolume
+    from imaging.common.volume import CTVolume
 
     figures = []
     monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))

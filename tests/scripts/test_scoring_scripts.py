@@ -69,7 +69,7 @@ def test_union_rim_erode_and_measure():
     import pytest
 
     pytest.importorskip("torch")
-    from imaging.phantom import make_phantom
+    from imaging.phantom.make import make_phantom
 
     rim = _load("evaluate_union_rim")
     lab = np.zeros((1, 9, 9), np.uint8)
