@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     from imaging.trial.compare import ResponseCriteria, compare_arms
     from imaging.common.files import check_output_folder
-    from imaging.trial.report import key_results, write_report
+    from imaging.trial.report import key_results, trajectory_results, write_report
     from imaging.trial.tables import read_table
 
     if args.seed < 0:
@@ -127,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
     report = write_report(comparison, args.outdir, title=args.title)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
         print(key_results(comparison).to_string(index=False))
+        trajectory = trajectory_results(comparison)
+        if len(trajectory):
+            print("\nMixed model over all visits (value ~ arm * day, random intercept per patient):")
+            print(trajectory.to_string(index=False))
     for note in comparison.notes:
         print(f"note: {note}")
     print(f"report: {report}")

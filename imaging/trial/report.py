@@ -1,4 +1,4 @@
-"""Plots and a self-contained HTML report of a :class:`imaging.trial.compare.Comparison`.
+"""Plots and a self-contained HTML report of a :class:`imaging.trial.comparison.Comparison`.
 
 :func:`write_report` writes into one folder::
 
@@ -32,13 +32,14 @@ from imaging.common.files import atomic_write_bytes, atomic_write_text
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from imaging.trial.compare import Comparison
+    from imaging.trial.comparison import Comparison
 
 __all__ = [
     "write_report",
     "render_html",
     "methods_text",
     "key_results",
+    "trajectory_results",
     "plot_trajectories",
     "plot_changes",
     "plot_responses",
@@ -209,7 +210,7 @@ def plot_responses(comparison: Comparison) -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    from imaging.trial.compare import RESPONSE_CATEGORIES
+    from imaging.trial.response import RESPONSE_CATEGORIES
 
     arms = _arms(comparison)
     cats = comparison.categories[comparison.categories["stratum"] == "all"]
@@ -322,6 +323,33 @@ def key_results(comparison: Comparison) -> pd.DataFrame:
     return kr[[c for c in kr.columns if c in first] + medians
               + [c for c in kr.columns if c not in first and c not in medians]].fillna("–")
 
+
+
+def trajectory_results(comparison: Comparison) -> pd.DataFrame:
+    """One row per comparison × metric (all patients): the mixed model's slope difference.
+
+    The rows of ``tables/tests.csv`` with ``visit == "all visits"`` (the linear mixed
+    model ``value ~ treated * day`` with a random intercept per patient), formatted for
+    a person: the difference between arms in the slope of the metric, in metric units
+    per day (treatment minus reference) with its CI, and the unadjusted p-value.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``comparison, metric, n (treatment/reference), slope difference per day
+        [CI], mixed model p, note``; empty when the mixed model was not fitted.
+    """
+    t = comparison.tests
+    t = t[(t["stratum"] == "all") & (t["visit"] == "all visits") & (t["test"] == "mixed_model")]
+    rows = [{
+        "comparison": r["comparison"], "metric": r["metric"],
+        "n": f"{int(r['n_treatment'])}/{int(r['n_reference'])}",
+        "slope difference per day [CI]": f"{_fmt(r['estimate'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+        "mixed model p": _fmt_p(r["p_unadjusted"]),
+        "note": r["note"] if isinstance(r.get("note"), str) else "",
+    } for _, r in t.iterrows()]
+    columns = ["comparison", "metric", "n", "slope difference per day [CI]", "mixed model p", "note"]
+    return pd.DataFrame(rows, columns=columns)
 
 #: outcome -> its name in the methods paragraph.
 _OUTCOME_WORDS: dict[str, str] = {
@@ -447,7 +475,7 @@ def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Ra
     Path
         ``outdir / "report.html"``: one file that opens offline (figures embedded).
     """
-    from imaging.trial.compare import Comparison
+    from imaging.trial.comparison import Comparison
 
     if not isinstance(comparison, Comparison):
         raise TypeError(f"comparison must be an imaging.trial.compare.Comparison, got {type(comparison).__name__}")

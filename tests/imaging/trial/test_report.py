@@ -171,6 +171,29 @@ def test_cli_compare_csv_and_parquet(tmp_path, capsys):
     assert doc["settings"]["strata"] == [] and doc["settings"]["seed"] == 0
 
 
+def test_cli_compare_prints_the_mixed_model_slope_it_writes(tmp_path, capsys):
+    import pandas as pd
+
+    scores, arms = make_trial(np.random.default_rng(3), n_per_arm=6, effect=-8)
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    arms.to_csv(tmp_path / "arms.csv", index=False)
+    rc = main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.csv"), "-o", str(tmp_path / "rep"),
+               "--visit", "day 7=7:2", "--visit", "day 21=21:3", "--metric", "percent_opacity",
+               "--no-strata", "--n-boot", "200"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    tests = pd.read_csv(tmp_path / "rep" / "tables" / "tests.csv")
+    mixed = tests[(tests["test"] == "mixed_model") & (tests["stratum"] == "all")].iloc[0]
+    assert np.isfinite(mixed["estimate"])
+    block = out.split("Mixed model over all visits", 1)[1]
+    line = next(row for row in block.splitlines() if "percent_opacity" in row)
+    assert f"{mixed['estimate']:.3g}" in line and f"{mixed['ci_low']:.3g}" in line and f"{mixed['ci_high']:.3g}" in line
+    # with the mixed model switched off, nothing is printed for it
+    rc = main(["compare", str(tmp_path / "scores.csv"), str(tmp_path / "arms.csv"), "-o", str(tmp_path / "rep2"),
+               "--visit", "day 7=7:2", "--visit", "day 21=21:3", "--metric", "percent_opacity",
+               "--no-strata", "--n-boot", "200", "--no-mixed"])
+    assert rc == 0 and "Mixed model" not in capsys.readouterr().out
+
 def test_cli_compare_errors(tmp_path, capsys):
     scores, arms = make_trial(np.random.default_rng(3), n_per_arm=3)
     scores.to_csv(tmp_path / "scores.csv", index=False)
