@@ -6,24 +6,32 @@ randomly jittered window (healthy negatives and lesions with known truth). Every
 is then augmented at the display level (affine, left-right flip, gamma / contrast,
 blur, down-up resampling, noise). The schedule is set by a wall-clock budget (cosine
 learning rate over the budget), or by a fixed step count for exact reproduction.
+
+:func:`train` reads like the run: check the settings, build the training data
+(:class:`_TrainingData`), the network, optimise (:func:`_optimise`: batch, loss, step,
+periodic evaluation and partial checkpoint), evaluate and write the final checkpoint.
+The lesion threshold is calibrated afterwards (:func:`models.calibrate.calibrate_lesion_threshold`,
+re-exported here); checkpoints are written by :func:`models.checkpoint.save_checkpoint`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import cv2
 import numpy as np
 
 from imaging.scoring.constants import DISPLAY_WINDOW_HU
+from models.calibrate import calibrate_lesion_threshold, dice
+from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from models.data import (
+    CovidSlices,
     block_indices,
     find_scan_blocks,
     load_covid_slices,
@@ -34,13 +42,13 @@ from models.data import (
 )
 from models.preprocess import NET_SIZE, hu_to_display
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
 __all__ = [
     "TrainConfig", "train", "augment", "random_window_display", "save_checkpoint",
     "calibrate_lesion_threshold",
 ]
-
-CHECKPOINT_FORMAT = "chestct-opacity-unet/1"
-
 
 @dataclass
 class TrainConfig:
@@ -147,23 +155,6 @@ def augment(
     return np.clip(x, 0, 1).astype(np.float32), np.ascontiguousarray(lab)
 
 
-def save_checkpoint(obj: dict, path: str | Path) -> None:
-    """torch.save ``obj`` to ``path`` atomically (temp file in the folder, then rename)."""
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
                     use_phantom: bool, log: Callable[[str], None], *,
                     phantom_volumes: int = 12, lung_free: bool = False,
@@ -200,11 +191,6 @@ def _synthetic_bank(n: int, healthy_fraction: float, rng: np.random.Generator,
     return hus, labels, source
 
 
-def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
-    s = pred.sum() + ref.sum()
-    return float(2 * np.logical_and(pred, ref).sum() / s) if s else 1.0
-
-
 def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
     """Train the network and write the checkpoint to ``config.out``.
 
@@ -219,10 +205,27 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
         Summary: steps, seconds, final validation numbers, output path.
     """
     import torch
-    from torch.nn import functional as F
 
-    from models.network import UNet2D
+    _check_config(config)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    t0 = time.time()
+    Path(config.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(config.log, "a", encoding="utf-8") as logf:
+        journal = _Journal(logf, t0)
+        data = _training_data(config, rng, log, t0)
+        net = _network(config, device, log)
+        step, history = _optimise(net, data, config, rng, device, journal, log)
+        ev = _evaluate_and_record(net, data, device, step, history, journal, final=True)
+        log("final " + json.dumps(ev))
+        save_checkpoint(_checkpoint(net, config, data, step, t0, history, device, final=True), config.out)
+    return {"steps": step, "seconds": round(time.time() - t0, 1), "out": config.out, **ev}
 
+
+def _check_config(config: TrainConfig) -> None:
+    """Refuse settings that cannot train, before any work (ValueError, FileNotFoundError)."""
     if config.batch < 1:
         raise ValueError(f"batch must be >= 1, got {config.batch!r}")
     if config.minutes <= 0 and config.steps is None:
@@ -237,19 +240,49 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
         raise ValueError(f"out {str(config.out)!r} is a folder; give the checkpoint file to write")
     if config.init and not Path(config.init).is_file():
         raise FileNotFoundError(f"init checkpoint {str(config.init)!r} not found")
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    t0 = time.time()
-    Path(config.log).parent.mkdir(parents=True, exist_ok=True)
-    logf = open(config.log, "a", encoding="utf-8")
 
-    def record(**kw) -> None:
-        kw["t_s"] = round(time.time() - t0, 1)
-        logf.write(json.dumps(kw) + "\n")
-        logf.flush()
 
+class _Journal:
+    """The JSON-lines progress log of a run; each record gets ``t_s``, seconds since the start."""
+
+    def __init__(self, file: TextIO, t0: float) -> None:
+        self.file = file
+        self.t0 = t0
+
+    def record(self, **kw: Any) -> None:
+        kw["t_s"] = round(time.time() - self.t0, 1)
+        self.file.write(json.dumps(kw) + "\n")
+        self.file.flush()
+
+
+@dataclass
+class _TrainingData:
+    """What one run trains and validates on.
+
+    ``covid`` (display slices with expert lungs and infection) split by whole-scan blocks
+    into ``train_idx`` / ``val_idx``; ``labels`` their classes 0/1/2; the synthetic HU bank
+    (``synthetic_hu``, ``synthetic_labels``, from ``synthetic_source``); a fixed synthetic
+    validation set of healthy slices (``synthetic_val_x`` display in [0, 1],
+    ``synthetic_val_lungs``).
+    """
+
+    covid: CovidSlices
+    labels: np.ndarray
+    blocks: list[tuple[int, int]]
+    train_blocks: list[int]
+    val_blocks: list[int]
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    synthetic_hu: list[np.ndarray]
+    synthetic_labels: list[np.ndarray]
+    synthetic_source: str
+    synthetic_val_x: np.ndarray
+    synthetic_val_lungs: np.ndarray
+
+
+def _training_data(config: TrainConfig, rng: np.random.Generator, log: Callable[[str], None],
+                   t0: float) -> _TrainingData:
+    """Read the COVID-19 slices, split them by scan, build the synthetic bank and validation."""
     data = load_covid_slices(config.data_root, limit=config.limit)
     blocks = find_scan_blocks(data.images, data.lungs)
     train_b, val_b = split_blocks(blocks)
@@ -270,6 +303,15 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
     syn_val_lungs = np.stack([lu for _, lu, _ in syn_val])
     log(f"synthetic bank: {len(syn_hu)} slices from {syn_source} "
         f"({time.time() - t0:.0f} s)")
+    return _TrainingData(data, labels, blocks, train_b, val_b, tr, va, syn_hu, syn_lab, syn_source,
+                         syn_val_x, syn_val_lungs)
+
+
+def _network(config: TrainConfig, device: "torch.device", log: Callable[[str], None]) -> "torch.nn.Module":
+    """A new U-Net, or the ``config.init`` checkpoint to fine-tune (same network config), on ``device``."""
+    import torch
+
+    from models.network import UNet2D
 
     net = UNet2D(base=config.base, levels=config.levels)
     if config.init:
@@ -279,37 +321,63 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
                              f"{init['config']}, expected {net.config}")
         net.load_state_dict(init["state_dict"])
         log(f"fine-tuning from {config.init} ({init['training']['steps']} steps)")
-    net = net.to(device)
+    return net.to(device)
+
+
+def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
+    """Linear warm-up, then cosine decay over the step count or the wall-clock budget."""
+    frac = step / config.steps if config.steps else elapsed / (config.minutes * 60.0)
+    warm = min(1.0, (step + 1) / max(1, config.warmup))
+    return config.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def _batch(data: _TrainingData, config: TrainConfig, rng: np.random.Generator,
+           device: "torch.device") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """One augmented batch: synthetic slices (random window) with ``synthetic_fraction``, else COVID-19 slices."""
+    import torch
+
+    xs, ys = [], []
+    for _ in range(config.batch):
+        if rng.random() < config.synthetic_fraction:
+            j = int(rng.integers(0, len(data.synthetic_hu)))
+            img, lab = random_window_display(data.synthetic_hu[j], rng), data.synthetic_labels[j]
+        else:
+            j = int(data.train_idx[int(rng.integers(0, len(data.train_idx)))])
+            img, lab = data.covid.images[j], data.labels[j]
+        x, y = augment(img, lab, rng, crop=config.crop)
+        xs.append(x)
+        ys.append(y)
+    xb = torch.from_numpy(np.stack(xs))[:, None].to(device)
+    yb = torch.from_numpy(np.stack(ys).astype(np.int64)).to(device)
+    return xb, yb
+
+
+def _loss(logits: "torch.Tensor", yb: "torch.Tensor", class_w: "torch.Tensor",
+          config: TrainConfig) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """(loss, cross-entropy): weighted cross-entropy + soft lung Dice + weighted soft lesion Dice."""
+    from torch.nn import functional as F
+
+    ce = F.cross_entropy(logits, yb, weight=class_w)
+    prob = logits.softmax(1)
+    p_lung = prob[:, 1] + prob[:, 2]
+    p_les = prob[:, 2]
+    t_lung = (yb > 0).float()
+    t_les = (yb == 2).float()
+    d_lung = 1 - (2 * (p_lung * t_lung).sum() + 1) / (p_lung.sum() + t_lung.sum() + 1)
+    d_les = 1 - (2 * (p_les * t_les).sum() + 1) / (p_les.sum() + t_les.sum() + 1)
+    return ce + d_lung + config.lesion_dice_weight * d_les, ce
+
+
+def _optimise(net: "torch.nn.Module", data: _TrainingData, config: TrainConfig, rng: np.random.Generator,
+              device: "torch.device", journal: _Journal, log: Callable[[str], None]) -> tuple[int, list[dict]]:
+    """The training loop, until ``config.steps`` or the time budget; evaluates and saves a
+    partial checkpoint every ``config.eval_every_s``.  Returns the step count and the
+    evaluation history."""
+    import torch
+
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     class_w = torch.tensor([1.0, 1.0, config.lesion_class_weight], device=device)
     budget_s = config.minutes * 60.0
-    warmup = max(1, config.warmup)
-
-    def lr_at(step: int, elapsed: float) -> float:
-        frac = step / config.steps if config.steps else elapsed / budget_s
-        warm = min(1.0, (step + 1) / warmup)
-        return config.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-
-    def evaluate() -> dict:
-        net.eval()
-        inter_l = sum_l = inter_i = sum_i = 0.0
-        with torch.inference_mode():
-            for s in range(0, len(va), 32):
-                idx = va[s:s + 32]
-                x = torch.from_numpy(data.images[idx].astype(np.float32) / 255)[:, None].to(device)
-                pred = net(x).argmax(1).cpu().numpy()
-                pl, pi = pred > 0, pred == 2
-                rl, ri = data.lungs[idx], data.infection[idx]
-                inter_l += np.logical_and(pl, rl).sum(); sum_l += pl.sum() + rl.sum()
-                inter_i += np.logical_and(pi, ri).sum(); sum_i += pi.sum() + ri.sum()
-            pred = net(torch.from_numpy(syn_val_x)[:, None].to(device)).argmax(1).cpu().numpy()
-        fp = float((pred == 2).sum() / max(1, syn_val_lungs.sum()) * 100)
-        syn_lung = _dice(pred > 0, syn_val_lungs)
-        net.train()
-        return {"val_lung_dice": float(2 * inter_l / max(sum_l, 1)),
-                "val_infection_dice": float(2 * inter_i / max(sum_i, 1)),
-                "synthetic_healthy_opacity_pct": fp, "synthetic_lung_dice": syn_lung}
-
     history: list[dict] = []
     step = 0
     last_eval = time.time()
@@ -320,61 +388,69 @@ def train(config: TrainConfig, *, log: Callable[[str], None] = print) -> dict:
         if (config.steps is not None and step >= config.steps) or (
                 config.steps is None and elapsed >= budget_s):
             break
-        xs, ys = [], []
-        for _ in range(config.batch):
-            if rng.random() < config.synthetic_fraction:
-                j = int(rng.integers(0, len(syn_hu)))
-                img, lab = random_window_display(syn_hu[j], rng), syn_lab[j]
-            else:
-                j = int(tr[int(rng.integers(0, len(tr)))])
-                img, lab = data.images[j], labels[j]
-            x, y = augment(img, lab, rng, crop=config.crop)
-            xs.append(x)
-            ys.append(y)
-        xb = torch.from_numpy(np.stack(xs))[:, None].to(device)
-        yb = torch.from_numpy(np.stack(ys).astype(np.int64)).to(device)
+        xb, yb = _batch(data, config, rng, device)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, elapsed)
-        logits = net(xb)
-        ce = F.cross_entropy(logits, yb, weight=class_w)
-        prob = logits.softmax(1)
-        p_lung = prob[:, 1] + prob[:, 2]
-        p_les = prob[:, 2]
-        t_lung = (yb > 0).float()
-        t_les = (yb == 2).float()
-        d_lung = 1 - (2 * (p_lung * t_lung).sum() + 1) / (p_lung.sum() + t_lung.sum() + 1)
-        d_les = 1 - (2 * (p_les * t_les).sum() + 1) / (p_les.sum() + t_les.sum() + 1)
-        loss = ce + d_lung + config.lesion_dice_weight * d_les
+            g["lr"] = _learning_rate(config, step, elapsed)
+        loss, ce = _loss(net(xb), yb, class_w, config)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         if step % 25 == 0:
-            record(step=step, loss=round(float(loss.detach()), 4), ce=round(float(ce.detach()), 4),
-                   lr=round(opt.param_groups[0]["lr"], 6))
+            journal.record(step=step, loss=round(float(loss.detach()), 4), ce=round(float(ce.detach()), 4),
+                           lr=round(opt.param_groups[0]["lr"], 6))
         if time.time() - last_eval > config.eval_every_s:
-            ev = evaluate()
-            ev.update(step=step, t_s=round(time.time() - t0, 1))
-            history.append(ev)
-            record(**ev)
+            ev = _evaluate_and_record(net, data, device, step, history, journal, final=False)
             log(json.dumps(ev))
             last_eval = time.time()
-            save_checkpoint(_checkpoint(net, config, blocks, train_b, val_b, step, t0, history,
-                                        syn_source, device, final=False),
+            save_checkpoint(_checkpoint(net, config, data, step, journal.t0, history, device, final=False),
                             Path(config.log).with_suffix(".partial.pt"))
-    ev = evaluate()
-    ev.update(step=step, t_s=round(time.time() - t0, 1))
+    return step, history
+
+
+def _evaluate(net: "torch.nn.Module", data: _TrainingData, device: "torch.device") -> dict:
+    """Lung and infection Dice on the validation blocks; lung Dice and false opacity (% of
+    lung) on the healthy synthetic validation slices."""
+    import torch
+
+    net.eval()
+    va = data.val_idx
+    inter_l = sum_l = inter_i = sum_i = 0.0
+    with torch.inference_mode():
+        for s in range(0, len(va), 32):
+            idx = va[s:s + 32]
+            x = torch.from_numpy(data.covid.images[idx].astype(np.float32) / 255)[:, None].to(device)
+            pred = net(x).argmax(1).cpu().numpy()
+            pl, pi = pred > 0, pred == 2
+            rl, ri = data.covid.lungs[idx], data.covid.infection[idx]
+            inter_l += np.logical_and(pl, rl).sum(); sum_l += pl.sum() + rl.sum()
+            inter_i += np.logical_and(pi, ri).sum(); sum_i += pi.sum() + ri.sum()
+        pred = net(torch.from_numpy(data.synthetic_val_x)[:, None].to(device)).argmax(1).cpu().numpy()
+    fp = float((pred == 2).sum() / max(1, data.synthetic_val_lungs.sum()) * 100)
+    syn_lung = dice(pred > 0, data.synthetic_val_lungs)
+    net.train()
+    return {"val_lung_dice": float(2 * inter_l / max(sum_l, 1)),
+            "val_infection_dice": float(2 * inter_i / max(sum_i, 1)),
+            "synthetic_healthy_opacity_pct": fp, "synthetic_lung_dice": syn_lung}
+
+
+def _evaluate_and_record(net: "torch.nn.Module", data: _TrainingData, device: "torch.device", step: int,
+                         history: list[dict], journal: _Journal, *, final: bool) -> dict:
+    """Evaluate, stamp with the step and time, append to ``history`` and the journal."""
+    ev = _evaluate(net, data, device)
+    ev.update(step=step, t_s=round(time.time() - journal.t0, 1))
     history.append(ev)
-    record(final=True, **ev)
-    log("final " + json.dumps(ev))
-    save_checkpoint(_checkpoint(net, config, blocks, train_b, val_b, step, t0, history,
-                                syn_source, device, final=True), config.out)
-    logf.close()
-    return {"steps": step, "seconds": round(time.time() - t0, 1), "out": config.out, **ev}
+    if final:
+        journal.record(final=True, **ev)
+    else:
+        journal.record(**ev)
+    return ev
 
 
-def _checkpoint(net, config, blocks, train_b, val_b, step, t0, history, syn_source, device,
-                *, final: bool) -> dict:
+def _checkpoint(net: "torch.nn.Module", config: TrainConfig, data: _TrainingData, step: int, t0: float,
+                history: list[dict], device: "torch.device", *, final: bool) -> dict:
+    """The checkpoint of the network now: weights, network and preprocessing config, and
+    how it was trained (config, whole-scan split, steps, time, hardware, history)."""
     import platform
 
     import torch
@@ -389,108 +465,16 @@ def _checkpoint(net, config, blocks, train_b, val_b, step, t0, history, syn_sour
                           "clahe_clip_limit": 7.0, "clahe_tiles": [8, 8]},
         "training": {
             "config": asdict(config),
-            "blocks": [list(b) for b in blocks],
-            "train_blocks": list(train_b),
-            "validation_blocks": list(val_b),
+            "blocks": [list(b) for b in data.blocks],
+            "train_blocks": list(data.train_blocks),
+            "validation_blocks": list(data.val_blocks),
             "steps": step,
             "seconds": round(time.time() - t0, 1),
             "device": str(device),
             "hardware": f"{platform.processor() or platform.machine()}, "
                         f"torch {torch.__version__}, {torch.get_num_threads()} threads",
-            "synthetic_source": syn_source,
+            "synthetic_source": data.synthetic_source,
             "history": history,
             "final": final,
         },
     }
-
-
-#: Thresholds tried by :func:`calibrate_lesion_threshold`.
-THRESHOLD_GRID: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
-#: Largest opacity, % of lung, allowed on healthy phantoms when calibrating.
-HEALTHY_MAX_PCT: float = 0.5
-
-
-def calibrate_lesion_threshold(
-    checkpoint: str | Path,
-    *,
-    data_root: str | Path = "../shared/data/covid19_ct_slices",
-    n_train_slices: int = 240,
-    phantom_seeds: tuple[int, ...] = (201, 202, 203, 204),
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Choose the lesion thresholds from TRAINING data and healthy phantoms; store them.
-
-    Rule for HU input (fixed before looking at any validation result): among
-    :data:`THRESHOLD_GRID`, keep the thresholds whose predicted opacity on healthy
-    phantoms (``phantom_seeds``, 60 x 256 x 256 at 5 x 1.4 x 1.4 mm, not used in
-    training or evaluation) stays under :data:`HEALTHY_MAX_PCT` % of the lungs, and
-    pick the one with the best infection Dice on ``n_train_slices`` evenly spaced slices
-    of the training blocks. When none qualifies, the largest threshold is taken.
-    Display input (``kind="display"``) gets its own threshold, the best training Dice
-    alone: the healthy-phantom limit is a check on HU input.  The held-out COVID scans
-    and the LIDC scan are not used.
-
-    Parameters
-    ----------
-    checkpoint : path
-        Checkpoint written by :func:`train`; rewritten atomically with
-        ``checkpoint["inference"] = {"lesion_threshold": t_hu,
-        "display_lesion_threshold": t_display, "calibration": ...}``.
-
-    Returns
-    -------
-    dict
-        The ``inference`` entry written.
-    """
-    import torch
-
-    from imaging.phantom.make import make_phantom
-    from models.inference import iter_probabilities, load_model
-
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    net = load_model(checkpoint)
-    info = ckpt["training"]
-    blocks = [tuple(b) for b in info["blocks"]]
-    tr = block_indices(blocks, info["train_blocks"])
-    pick = tr[np.linspace(0, len(tr) - 1, n_train_slices).round().astype(int)]
-    data = load_covid_slices(data_root)
-    images, inf = data.images[pick], data.infection[pick]
-    phantoms = [make_phantom(shape=(60, 256, 256), spacing_mm=(5.0, 1.4, 1.4),
-                             percent_opacity=0.0, rng=np.random.default_rng(s))
-                for s in phantom_seeds]
-    def probs(arr, kind, spacing_yx):
-        pl, q = [], []
-        for _, p_lung, q_lesion in iter_probabilities(arr, kind=kind, spacing_yx_mm=spacing_yx,
-                                                      model=net):
-            pl.append(p_lung >= 0.5)
-            q.append(q_lesion)
-        return np.concatenate(pl), np.concatenate(q)
-
-    train_lung, train_q = probs(images, "display", None)
-    ph_probs = [probs(np.asarray(ph.volume.hu), "hu", tuple(ph.volume.spacing_mm[1:]))
-                for ph in phantoms]
-    rows = []
-    for t in THRESHOLD_GRID:
-        dice = _dice(train_lung & (train_q >= t), inf)
-        healthy = [100.0 * (lu & (q >= t)).sum() / max(1, lu.sum()) for lu, q in ph_probs]
-        rows.append({"threshold": t, "train_infection_dice": round(dice, 4),
-                     "healthy_phantom_opacity_pct": round(float(np.mean(healthy)), 3)})
-        log(json.dumps(rows[-1]))
-    ok = [r for r in rows if r["healthy_phantom_opacity_pct"] < HEALTHY_MAX_PCT]
-    best = max(ok, key=lambda r: r["train_infection_dice"]) if ok else rows[-1]
-    # display input (8-bit slices as public data sets ship them) is never a healthy HU
-    # phantom: its threshold is the best training Dice alone
-    best_display = max(rows, key=lambda r: r["train_infection_dice"])
-    entry = {"lesion_threshold": best["threshold"],
-             "display_lesion_threshold": best_display["threshold"],
-             "calibration": {"rule": f"HU input: best train-block infection Dice with healthy-phantom "
-                                     f"opacity < {HEALTHY_MAX_PCT} % (else the largest threshold); "
-                                     "display input: best train-block infection Dice",
-                             "train_slices": int(n_train_slices),
-                             "phantom_seeds": list(phantom_seeds), "grid": rows}}
-    ckpt["inference"] = entry
-    save_checkpoint(ckpt, checkpoint)
-    from models import inference
-
-    inference._CACHE.clear()
-    return entry

@@ -71,7 +71,8 @@ def read_overrides(path: Path) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``chestct score``; returns the exit code."""
-    from imaging.pipeline.batch import _resolve_scorer, check_score_options, score_studies
+    from imaging.pipeline.batch import score_studies
+    from imaging.pipeline.settings import _resolve_scorer, check_score_options
     from imaging.common.errors import ChestCTError
     from imaging.common.files import check_output_folder
     from imaging.io.selection import parse_overrides
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"failed: {failure}")
     if len(summary["failures"]) > 20:
         print(f"... and {len(summary['failures']) - 20} more failures (column 'error' of scores.csv)")
-    from imaging.pipeline.batch import BatchSummary
+    from imaging.pipeline.tables import BatchSummary
 
     for line in BatchSummary(**summary).lines():
         print(line)

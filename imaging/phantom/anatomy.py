@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Anatomy", "Pose", "make_anatomy", "lung_field", "airway_field", "NOMINAL_U_MM", "NOMINAL_T_MM"]
+__all__ = [
+    "Anatomy", "Pose", "draw_anatomy", "lung_field", "airway_field", "heart_field", "diaphragm_t", "lung_t",
+    "carina_t", "hilum_points", "segment_distance", "NOMINAL_U_MM", "NOMINAL_T_MM",
+]
 
 #: Nominal mm per unit of ``u``/``v`` (half of a 350 mm field of view).
 NOMINAL_U_MM: float = 175.0
@@ -131,24 +134,28 @@ class Anatomy:
         return min(self.dome_right_t, self.dome_left_t) - 0.22
 
 
-def make_anatomy(rng: np.random.Generator) -> Anatomy:
-    """Draw one patient's anatomy, including the vessel and bronchial trees.
+def draw_anatomy(rng: np.random.Generator) -> Anatomy:
+    """Draw one patient's body and lung sizes and the seed of their random fields.
+
+    The vessel and bronchial trees are left empty: they are grown into these lungs by
+    :func:`imaging.phantom.vessels.grow_trees` (see :func:`imaging.phantom.make.make_anatomy`,
+    which does both).
 
     Parameters
     ----------
     rng : numpy.random.Generator
+        Thirteen values are drawn from it.
 
     Returns
     -------
     Anatomy
+        Without ``vessels`` and ``bronchi`` (empty (0, 8) arrays).
     """
-    from imaging.phantom.vessels import grow_trees
-
     body_a = float(rng.uniform(0.84, 0.92))
     body_b = float(rng.uniform(0.56, 0.63))
     lung_a = float(rng.uniform(0.33, 0.37))
     dome_r = float(rng.uniform(0.32, 0.37))
-    anatomy = Anatomy(
+    return Anatomy(
         body_a=body_a,
         body_b=body_b,
         fat=float(rng.uniform(0.035, 0.09)),
@@ -163,8 +170,6 @@ def make_anatomy(rng: np.random.Generator) -> Anatomy:
         rib_period_t=float(rng.uniform(0.072, 0.082)),
         seed=int(rng.integers(0, 2**31 - 1)),
     )
-    vessels, bronchi = grow_trees(anatomy, rng=np.random.default_rng(anatomy.seed + 17))
-    return Anatomy(**{**{k: getattr(anatomy, k) for k in anatomy.__dataclass_fields__}, "vessels": vessels, "bronchi": bronchi})
 
 
 # --------------------------------------------------------------------------------------
@@ -175,7 +180,7 @@ def _ellipse_r(u, v, cu, cv, a, b):
     return np.sqrt(((u - cu) / a) ** 2 + ((v - cv) / b) ** 2)
 
 
-def _segment_distance(u, v, t, p0, p1):
+def segment_distance(u, v, t, p0, p1):
     """Distance (in nominal mm) from points to the segment p0-p1 given in (u, v, t)."""
     su, st = NOMINAL_U_MM, NOMINAL_T_MM
     ax, ay, az = p0[0] * su, p0[1] * su, p0[2] * st
@@ -208,8 +213,8 @@ def airway_field(anatomy: Anatomy, u, v, t):
     trachea = np.where(t >= c, trachea, -1e3)
     carina = (0.0, 0.04, c)
     right_hilum, left_hilum = hilum_points(anatomy)
-    right = 7.0 - _segment_distance(u, v, t, carina, right_hilum)
-    left = 6.0 - _segment_distance(u, v, t, carina, left_hilum)
+    right = 7.0 - segment_distance(u, v, t, carina, right_hilum)
+    left = 6.0 - segment_distance(u, v, t, carina, left_hilum)
     return np.maximum(trachea, np.maximum(right, left))
 
 

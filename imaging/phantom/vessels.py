@@ -15,14 +15,11 @@ become air bronchograms.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
-from imaging.phantom.anatomy import NOMINAL_T_MM, NOMINAL_U_MM, hilum_points, lung_field
-
-if TYPE_CHECKING:  # pragma: no cover
-    from imaging.phantom.anatomy import Anatomy
+from imaging.phantom.anatomy import NOMINAL_T_MM, NOMINAL_U_MM, Anatomy, hilum_points, lung_field
 
 __all__ = ["grow_trees", "render_tubes"]
 
@@ -40,7 +37,7 @@ def _rotate(d: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
     return d * c + np.cross(axis, d) * s + axis * np.dot(axis, d) * (1 - c)
 
 
-def grow_trees(anatomy: "Anatomy", *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def grow_trees(anatomy: Anatomy, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Grow the vessel and bronchial trees of both lungs.
 
     Parameters

@@ -3,7 +3,19 @@
 Modules
 -------
 batch
-    :func:`~imaging.pipeline.batch.score_studies`: choose, read, score, write, resume.
+    :func:`~imaging.pipeline.batch.score_studies`: choose, read, score, write, resume (the method, step by step).
+settings
+    The run's arguments checked and its settings (scorer, options, pseudonym key, settings hash).
+scan_task
+    One scan's task: made per chosen series, run in a worker (read, score, write masks / QC / SEG).
+scheduling
+    Where the tasks run (this process, a process pool or Dask) and which stored results a rerun keeps.
+store
+    Resume keys, one JSON record per scanned series under ``OUT/results``, and the run lock.
+tables
+    The manifest, the scores table and the run's summary.
+run_log
+    The run's log file, and paths under ROOT written relative (or hidden) in messages.
 qc
     QC pictures of each scan (lung and opacity outlines on representative slices).
 dicomseg

@@ -341,7 +341,7 @@ def test_a_worker_killed_by_the_system_fails_only_its_own_scan(tmp_path: Path) -
     errors = table.set_index("patient_id")["error"]
     assert errors["PID-001"].startswith("worker process died") and errors.drop("PID-001").isna().all()
     # the lost scan is stored as transient, not as done: the next run tries it again
-    from imaging.common.files import ResultStore
+    from imaging.pipeline.store import ResultStore
 
     records = [ResultStore(tmp_path / "out" / "results").get(p.stem) for p in (tmp_path / "out" / "results").iterdir()]
     assert sorted(bool(r.get("transient")) for r in records) == [False, False, True]

@@ -1,105 +1,12 @@
-"""Atomic writing, the result store, the run lock, keyed pseudonyms, QC pictures and DICOM SEG."""
+"""DICOM SEG of the masks: frames on the source slices, and no identifier or free text of the sources."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-from imaging.common.files import (
-    OutputLockedError,
-    ResultStore,
-    atomic_write,
-    atomic_write_text,
-    remove_stale_temps,
-    result_key,
-    run_lock,
-    settings_hash,
-)
-from imaging.pipeline.pseudonym import create_key_file, key_fingerprint, load_key, pseudonymize
-
-
-def test_atomic_write_replaces_whole_file_and_leaves_no_temp_on_failure(tmp_path: Path) -> None:
-    target = atomic_write_text(tmp_path / "sub" / "a.txt", "old")
-
-    def failing(path: Path) -> None:
-        path.write_text("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, failing)
-    assert target.read_text() == "old" and [p.name for p in target.parent.iterdir()] == ["a.txt"]
-    (target.parent / ".tmp-abc-a.txt").write_text("left by kill -9")
-    assert remove_stale_temps(tmp_path) == 1 and target.read_text() == "old"
-
-
-def test_result_store_and_keys(tmp_path: Path) -> None:
-    store = ResultStore(tmp_path / "results")
-    key = result_key("1.2.3", settings_hash=settings_hash({"a": 1}), software_version="v1")
-    assert key != result_key("1.2.3", settings_hash=settings_hash({"a": 2}), software_version="v1")
-    assert key != result_key("1.2.4", settings_hash=settings_hash({"a": 1}), software_version="v1")
-    assert store.get(key) is None
-    store.put(key, {"key": key, "row": {"x": 1.5}})
-    assert store.get(key)["row"] == {"x": 1.5}
-    store.path(key).write_text('{"key": "' + key + '", "row": ')  # torn file: treated as absent
-    assert store.get(key) is None
-    with pytest.raises(ValueError, match="record key"):
-        store.put(key, {"key": "other"})
-    with pytest.raises(ValueError, match="series_uid"):
-        result_key("", settings_hash="x", software_version="v")
-
-
-def test_run_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path: Path) -> None:
-    with run_lock(tmp_path):
-        with pytest.raises(OutputLockedError, match="in use by process"):
-            (tmp_path / ".lock").write_text(str(os.getppid()))  # pretend a live process holds it
-            with run_lock(tmp_path):
-                pass
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / ".lock").write_text(dead.stdout.strip())
-    with run_lock(tmp_path) as lock:
-        assert lock.read_text() == str(os.getpid())
-    assert not lock.exists()
-
-
-def test_pseudonyms_are_keyed_stable_and_the_key_stays_outside_out(tmp_path: Path) -> None:
-    key_a, key_b = b"k" * 32, b"j" * 32
-    assert pseudonymize("P1", key_a) == pseudonymize(" P1 ", key_a) != pseudonymize("P1", key_b)
-    assert pseudonymize("P1", key_a) != pseudonymize("P2", key_a)
-    assert pseudonymize("", key_a) is None
-    with pytest.raises(ValueError, match="at least 16 bytes"):
-        pseudonymize("P1", b"short")
-    path = create_key_file(tmp_path / "key")
-    assert oct(path.stat().st_mode & 0o777) == "0o600" and len(load_key(path)) == 64
-    with pytest.raises(FileExistsError):
-        create_key_file(path)
-    with pytest.raises(ValueError, match="inside the output folder"):
-        load_key(path, out=tmp_path)
-    with pytest.raises(ValueError, match="inside the output folder"):
-        create_key_file(tmp_path / "out" / "key", out=tmp_path / "out")
-    assert not (tmp_path / "out" / "key").exists()
-    with pytest.raises(FileNotFoundError, match="openssl rand"):
-        load_key(tmp_path / "absent")
-    assert len(key_fingerprint(load_key(path))) == 8
-
-
-def test_qc_picture_is_a_png_and_checks_shapes(tmp_path: Path) -> None:
-    from imaging.pipeline.qc import render_qc
-
-    hu = np.full((10, 20, 20), -850, np.int16)
-    lungs = np.zeros(hu.shape, np.uint8)
-    lungs[2:8, 4:16, 2:9], lungs[2:8, 4:16, 11:18] = 1, 2
-    opacity = np.zeros_like(lungs)
-    opacity[5, 6:10, 3:7] = 2
-    path = render_qc(tmp_path / "qc.png", hu, spacing_mm=(3, 1, 1), lungs=lungs, opacity=opacity)
-    assert path.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ValueError, match="opacity shape"):
-        render_qc(tmp_path / "x.png", hu, spacing_mm=(3, 1, 1), lungs=lungs, opacity=opacity[:5])
 
 
 @pytest.mark.parametrize("flip", [False, True])

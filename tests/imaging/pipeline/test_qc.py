@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,17 @@ def test_panel_titles_give_the_patient_position_of_each_slice(tmp_path, monkeypa
     titles = [ax.get_title() for ax in saved[0].axes]
     # axial 3 and 7 (30 % / 70 % of lung slices 1..9): z = -340 + 2.5 k; coronal row 4: y = 10 + 4
     assert titles == ["axial 3  (z -332.5 mm)", "axial 7  (z -322.5 mm)", "coronal 4  (y 14.0 mm)"]
+
+
+def test_qc_picture_is_a_png_and_checks_shapes(tmp_path: Path) -> None:
+    from imaging.pipeline.qc import render_qc
+
+    hu = np.full((10, 20, 20), -850, np.int16)
+    lungs = np.zeros(hu.shape, np.uint8)
+    lungs[2:8, 4:16, 2:9], lungs[2:8, 4:16, 11:18] = 1, 2
+    opacity = np.zeros_like(lungs)
+    opacity[5, 6:10, 3:7] = 2
+    path = render_qc(tmp_path / "qc.png", hu, spacing_mm=(3, 1, 1), lungs=lungs, opacity=opacity)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="opacity shape"):
+        render_qc(tmp_path / "x.png", hu, spacing_mm=(3, 1, 1), lungs=lungs, opacity=opacity[:5])

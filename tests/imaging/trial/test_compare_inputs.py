@@ -14,7 +14,7 @@ from imaging.cli.main import main
 from imaging.trial.compare import compare_arms
 from imaging.common.errors import InvalidTableError
 from imaging.trial.report import key_results
-from imaging.trial.tables import parse_study_dates
+from imaging.trial.dates import parse_study_dates
 from tests.imaging.trial.test_compare import make_trial
 
 FAST = {"rng": 0, "n_boot": 200, "strata": []}
@@ -119,7 +119,7 @@ def test_reference_arm_and_its_rule_are_recorded_and_printed(tmp_path, capsys):
 
 def test_reference_arm_named_by_the_term_alone_beats_a_combination_arm():
     # arms MSC, MSC + SOC and SOC: two names contain "SOC", and MSC was taken as the reference
-    from imaging.trial.tables import choose_reference, reference_rule
+    from imaging.trial.arms import choose_reference, reference_rule
 
     arms = ["MSC", "MSC + SOC", "SOC"]
     assert choose_reference(arms, None) == "SOC" and "term alone" in reference_rule(arms, None)
