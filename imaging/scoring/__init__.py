@@ -5,11 +5,30 @@ Modules
 constants
     Every HU threshold and score band of this stage, each cited to its source.
 lungs
-    :func:`~imaging.scoring.lungs.segment_lungs` (classical lung mask) and lung zones.
+    :func:`~imaging.scoring.lungs.segment_lungs`: the lung methods (classical, learned,
+    hybrid, union), their notes, and the learned model's route.
+lungs_classical
+    The classical lung mask: its pipeline, the lung components and the airway removal.
+lung_grid
+    The ~2 mm working grid of the classical mask (block means, upsampling) and the air
+    inside the body.
+lung_sides
+    :func:`~imaging.scoring.lung_sides.split_lungs` (right / left) and the body's midline.
+lung_repair
+    Dense disease put back into the classical mask: holes and bays, the envelope repair.
+lung_zones
+    :func:`~imaging.scoring.lung_zones.lung_zones`: thirds and ventral / dorsal halves.
 opacity
     :func:`~imaging.scoring.opacity.density_bands`: ground-glass and consolidation by HU.
 scores
-    :func:`~imaging.scoring.scores.score_scan` -> :class:`ScanScore` (mL, percents, flags).
+    :func:`~imaging.scoring.scores.score_scan`, step by step -> :class:`ScanScore`.
+scan_score
+    :class:`~imaging.scoring.scan_score.ScanScore` (mL, percents, zone scores) and its
+    table row.
+quality_flags
+    The quality flags of a score and the not-a-chest message.
+mask_files
+    :func:`~imaging.scoring.mask_files.save_masks` and the masks' file stems.
 
 Depends on :mod:`imaging.common` and :mod:`imaging.io`; the learned model is in ``models``.
 """

@@ -133,7 +133,7 @@ DISPLAY_WINDOW_HU: tuple[float, float] = (-1250.0, 250.0)
 #: In-plane/through-plane spacing (mm) at which the classical lung mask is computed before
 #: upsampling to the input grid (block averaging by whole factors).  On 0.7 mm scans this
 #: is 3 x 3 blocks: 9x fewer voxels to label and repair (lidc_idri_0001 segments in about
-#: 1 s, scripts/benchmark_scoring.py); cip_ct64 Dice 0.987 against its reference.
+#: 1 s, scripts/benchmark.py scoring); cip_ct64 Dice 0.987 against its reference.
 LUNG_WORKING_SPACING_MM: float = 2.0
 
 #: Bone, HU: voxels above this are bone (ribs, spine) and are never added to the lung by

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imaging.scoring.lungs import LEFT, RIGHT, ZONE_CODES, ZONE_NAMES, lung_zones, segment_lungs, split_lungs
+from imaging.scoring.lung_sides import LEFT, RIGHT
+from imaging.scoring.lung_zones import ZONE_NAMES, lung_zones
+from imaging.scoring.lungs import segment_lungs
 from imaging.common.volume import CTVolume
 from tests.conftest import shared_path
 from tests.imaging.chest_toy import dice, make_toy
@@ -44,17 +46,6 @@ def test_no_lungs_gives_empty_labels():
     assert not segment_lungs(CTVolume(hu, (5.0, 3.0, 3.0))).any()
 
 
-def test_split_lungs_separates_touching_lungs():
-    m = np.zeros((10, 30, 50), bool)
-    m[1:9, 5:25, 5:23] = True
-    m[1:9, 5:25, 27:45] = True
-    m[3:7, 10:14, 23:27] = True  # anterior junction: the lungs touch
-    lab = split_lungs(m, spacing_mm=(5.0, 5.0, 5.0))
-    assert (lab[m] > 0).all()
-    assert (lab[:, :, :23][m[:, :, :23]] == RIGHT).all()
-    assert (lab[:, :, 27:][m[:, :, 27:]] == LEFT).all()
-
-
 @pytest.mark.parametrize("kept", [RIGHT, LEFT])
 def test_one_lung_alone_is_not_cut_into_right_and_left(kept):
     # pneumonectomy: the other lung replaced by soft tissue.  The single lung used to be
@@ -83,19 +74,6 @@ def test_learned_mask_of_one_lung_is_not_cut_into_right_and_left(monkeypatch):
                         lambda h, spacing_mm: (toy.lungs == RIGHT, np.zeros(h.shape, np.uint8)))
     lab = segment_lungs(CTVolume(hu, toy.volume.spacing_mm), method="model")
     assert np.array_equal(lab, np.where(toy.lungs == RIGHT, RIGHT, 0))
-
-
-def test_split_lungs_midline_keeps_two_lungs_apart():
-    m = np.zeros((6, 20, 40), bool)
-    m[:, 4:16, 4:16] = True
-    m[:, 4:16, 24:36] = True
-    both = split_lungs(m, spacing_mm=(5.0, 5.0, 5.0), midline_x=19.5)
-    assert np.array_equal(both, split_lungs(m, spacing_mm=(5.0, 5.0, 5.0)))
-    # both parts right of the midline (columns < midline_x): one (right) lung
-    one = split_lungs(m, spacing_mm=(5.0, 5.0, 5.0), midline_x=38.0)
-    assert set(np.unique(one).tolist()) == {0, RIGHT} and (one[m] == RIGHT).all()
-    with pytest.raises(ValueError, match="midline_x"):
-        split_lungs(m, spacing_mm=(5.0, 5.0, 5.0), midline_x=float("nan"))
 
 
 def _ringed_chest(rng):
@@ -212,29 +190,6 @@ def test_argument_checks():
         lung_zones(np.zeros((3, 8, 8), np.uint8), v)
     with pytest.raises(ValueError, match="thirds must be"):
         lung_zones(np.zeros((4, 8, 8), np.uint8), v, thirds="lobes")
-
-
-def test_zones_thirds_and_halves():
-    lab = np.zeros((9, 10, 12), np.uint8)
-    lab[:, 2:8, 1:5] = RIGHT
-    lab[3:9, 2:8, 7:11] = LEFT
-    v = CTVolume(np.zeros(lab.shape, np.int16), (2.0, 1.0, 1.0))
-    z = lung_zones(lab, v)
-    assert ((z > 0) == (lab > 0)).all()
-    names = {ZONE_NAMES[c] for c in np.unique(z) if c}
-    assert len(names) == 12
-    # canonical slice 0 is the most inferior: right lung thirds by its 9 slices
-    assert ZONE_NAMES[int(z[0, 2, 1])] == "right_lower_ventral"
-    assert ZONE_NAMES[int(z[4, 7, 1])] == "right_middle_dorsal"
-    assert ZONE_NAMES[int(z[8, 7, 1])] == "right_upper_dorsal"
-    # the left lung has its own thirds (slices 3-8)
-    assert ZONE_NAMES[int(z[3, 2, 8])] == "left_lower_ventral"
-    assert ZONE_NAMES[int(z[8, 2, 8])] == "left_upper_ventral"
-    # equal-volume thirds share cut planes between the lungs
-    zv = lung_zones(lab, v, thirds="volume")
-    counts = [np.isin(zv, [ZONE_CODES[f"{l}_{t}_{h}"] for l in ("right", "left") for h in ("ventral", "dorsal")]).sum()
-              for t in ("upper", "middle", "lower")]
-    assert max(counts) - min(counts) <= 2 * 24 * 2
 
 
 def test_phantom_lungs():

@@ -10,7 +10,9 @@ import pytest
 
 from imaging.scoring import constants as C
 from imaging.common.errors import NotAChestError
-from imaging.scoring.scores import HALVES, ZONES, ScanScore, save_masks, score_scan, severity_score, visual_score
+from imaging.scoring.mask_files import save_masks
+from imaging.scoring.scan_score import HALVES, ZONES, ScanScore
+from imaging.scoring.scores import score_scan
 from imaging.common.volume import CTVolume, ScanInfo
 from tests.conftest import shared_path
 from tests.imaging.chest_toy import make_toy
@@ -70,18 +72,6 @@ def test_as_dict_is_one_flat_row(toy_score):
     assert "thick_slices" in row["quality_flags"].split(";")
     with pytest.raises(AttributeError):
         s.percent_opacity_nowhere
-
-
-@pytest.mark.parametrize("pct,sev,vis", [(0, 0, 0), (0.5, 0, 1), (1, 1, 1), (5, 1, 1), (5.5, 1, 2), (25, 1, 2),
-                                         (30, 2, 3), (50, 2, 3), (60, 3, 4), (76, 4, 5), (100, 4, 5)])
-def test_score_bands(pct, sev, vis):
-    assert severity_score(pct) == sev and visual_score(pct) == vis
-
-
-def test_score_bands_nan_and_range():
-    assert severity_score(float("nan")) is None
-    with pytest.raises(ValueError, match="percent must be within 0-100"):
-        visual_score(120)
 
 
 def test_not_a_chest_raises_or_flags_never_zero():
@@ -354,7 +344,7 @@ def test_model_lungs_and_model_opacity_run_the_network_once(monkeypatch):
 def test_masks_of_volumes_without_series_uid_never_overwrite_each_other(tmp_path):
     """Hand-built volumes and NIfTI files have no series UID: names come from the source + a content hash."""
     sitk = pytest.importorskip("SimpleITK")
-    from imaging.scoring.scores import mask_stem
+    from imaging.scoring.mask_files import mask_stem
 
     toy = make_toy(rng=np.random.default_rng(7))
     a = toy.volume
