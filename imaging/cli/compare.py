@@ -6,13 +6,19 @@ SCORES has one row per scan (``patient_id``, ``study_date`` (``YYYY-MM-DD`` or `
 strata).  Each may be CSV (``.csv``, ``.txt``: comma, or ``;`` / tab / ``|`` when the header has no comma;
 ``.tsv``) or Parquet (``.parquet``,
 ``.pq``).  Writes ``report.html``, ``comparison.json``, ``tables/*.csv`` and
-``figures/*.png`` into OUTDIR and prints the key results.
+``figures/*.png`` into OUTDIR and prints the key results.  When SCORES lies in a ``chestct score``
+run folder that has QC pictures (``qc/`` beside it), the run's QC gallery ``qc/index.html`` is
+rewritten with the arms (an arm column and filter) and linked from the report.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 HELP = "compare change in CT scores between treatment arms (tables, statistics, HTML report)"
 
@@ -124,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     for row in comparison.warnings.itertuples():
         if row.kind == "response_metric_substituted":
             print(f"chestct compare: warning: {row.detail}", file=sys.stderr)
-    report = write_report(comparison, args.outdir, title=args.title)
+    gallery = _rewrite_gallery(args.scores, scores, arms)
+    report = write_report(comparison, args.outdir, title=args.title, links=_gallery_link(gallery, args.outdir))
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
         print(key_results(comparison).to_string(index=False))
         trajectory = trajectory_results(comparison)
@@ -134,4 +141,33 @@ def run(args: argparse.Namespace) -> int:
     for note in comparison.notes:
         print(f"note: {note}")
     print(f"report: {report}")
+    if gallery is not None:
+        print(f"QC gallery: {gallery}")
     return 0
+
+
+def _rewrite_gallery(scores_file: str, scores: Any, arms: Any) -> Path | None:
+    """The run's QC gallery rewritten with the arms, when ``scores_file`` lies in a run folder with
+    ``qc/``; ``None`` otherwise, or when it could not be written (a warning, never an error)."""
+    from imaging.pipeline.gallery import write_gallery
+    from imaging.pipeline.qc_names import QC_DIR
+
+    run_dir = Path(scores_file).resolve().parent
+    if not (run_dir / QC_DIR).is_dir():
+        return None
+    try:
+        return write_gallery(run_dir, arms=arms, scores=scores)
+    except Exception as exc:  # noqa: BLE001 - the gallery is an optional view of the run
+        print(f"chestct compare: warning: QC gallery in {str(run_dir / QC_DIR)!r} not rewritten: {exc}", file=sys.stderr)
+        return None
+
+
+def _gallery_link(gallery: Path | None, outdir: str) -> dict[str, str]:
+    """The report's link to the gallery, relative to ``outdir`` (a file URI across drives)."""
+    if gallery is None:
+        return {}
+    try:
+        url = quote(Path(os.path.relpath(gallery, Path(outdir).resolve())).as_posix())
+    except ValueError:  # another drive (Windows)
+        url = gallery.as_uri()
+    return {"QC gallery of the run: every scan, sortable and filterable by arm": url}

@@ -17,7 +17,15 @@ tables
 run_log
     The run's log file, and paths under ROOT written relative (or hidden) in messages.
 qc
-    QC pictures of each scan (lung and opacity outlines on representative slices).
+    QC pictures of each scan (lung and opacity outlines on representative slices) and their thumbnails.
+qc_names
+    Names a person can read for the QC files under ``OUT/qc`` (scan and patient labels).
+course_panels
+    The small pictures of one scan (same lung levels in every visit) its patient's course is made of.
+course_pictures
+    Every patient's course on one page: one column per visit, assembled from the panels.
+gallery
+    The run's QC gallery ``OUT/qc/index.html``: every scan on one offline page, sortable and filterable.
 dicomseg
     DICOM SEG objects of the masks, on the source grid.
 pseudonym

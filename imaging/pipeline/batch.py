@@ -8,9 +8,11 @@
    file that was skipped.
 2. Each chosen series is a *task*: read (:func:`imaging.load_scan`), score (by default
    :func:`imaging.score_scan`, which uses the shipped opacity model when its weights are
-   installed), then write the masks (NIfTI), a QC picture (PNG) and optionally a DICOM SEG
-   into ``OUT/scans/<series UID>/`` (``<series UID>-<8 hex digits of the study UID>`` when
-   a broken export reuses one series UID in several studies).  Tasks run in worker processes
+   installed), then write the masks (NIfTI), a QC picture (PNG), the small panels of the
+   patient's course and optionally a DICOM SEG into ``OUT/scans/<series UID>/``
+   (``<series UID>-<8 hex digits of the study UID>`` when a broken export reuses one series
+   UID in several studies), and the QC picture named for people with its thumbnail into
+   ``OUT/qc/scans`` and ``OUT/qc/thumbs`` (:mod:`imaging.pipeline.qc_names`).  Tasks run in worker processes
    (:class:`concurrent.futures.ProcessPoolExecutor`, spawn start method), on a
    ``dask.distributed`` cluster (``scheduler="tcp://HOST:PORT"`` or ``"local"``), or in
    the calling process when ``workers=1``.
@@ -19,7 +21,9 @@
    skips what is done and rescoring happens exactly when settings or software changed.
 4. ``OUT/scores.csv`` and ``OUT/scores.parquet`` (one row per study: its scores, or the
    ``error`` that stopped it) are written at the end, from the stored records, so an
-   interrupted-then-resumed run gives the same table as an uninterrupted one.
+   interrupted-then-resumed run gives the same table as an uninterrupted one; so is one
+   picture per patient, ``OUT/qc/courses/<patient>.png``, every visit side by side
+   (:mod:`imaging.pipeline.course_pictures`, from the panels: no volume is read again).
 
 Failures (:data:`~imaging.pipeline.scan_task.SCAN_ERRORS`) become rows with an ``error`` and the batch goes on;
 ``OUT/chestct.log`` keeps the details.  ``ROOT`` is only read.  Every file in ``OUT``
@@ -55,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from imaging.common.files import remove_stale_temps, write_table
+from imaging.pipeline.gallery import refresh_gallery
 from imaging.pipeline.run_log import _run_logging, message_scrubber
 from imaging.pipeline.scan_task import _Task, make_tasks
 from imaging.pipeline.scheduling import _connect_scheduler, _quiet_distributed, resumed_records, run_tasks
@@ -118,7 +123,10 @@ def score_studies(
     score_options : mapping, optional
         Keyword options for the scorer; part of the resume key.
     masks, qc, dicom_seg : bool
-        Write NIfTI masks, the QC PNG and a DICOM SEG (default: no SEG) per scan.
+        Write NIfTI masks, the QC PNG and a DICOM SEG (default: no SEG) per scan.  ``qc``
+        also writes the named QC picture and thumbnail under ``OUT/qc`` and each patient's
+        course picture, and adds the columns ``qc_picture``, ``qc_thumbnail`` and
+        ``qc_course`` (paths relative to ``OUT``) to the table.
     resume : bool
         Skip scans whose stored result matches the settings and software version.
     progress : bool
@@ -160,11 +168,13 @@ def score_studies(
         todo = [t for t in tasks if t.key not in records]
         log.info("%d scans to score, %d already scored (resumed)", len(todo), n_resumed)
         _score(todo, tasks, records, run, dask_target, store, scrub, progress=progress)
-        table = scores_table(catalog, tasks, records, run.pseudonym, scrub)
+        courses = _write_courses(run, tasks, records)
+        table = scores_table(catalog, tasks, records, run.pseudonym, scrub, courses=courses)
         summary = summarize(catalog, tasks, table, n_resumed=n_resumed, n_scored=len(todo),
                             seconds=time.perf_counter() - started, out=run.out)
         if run.out is not None:
             write_table(table, run.out, "scores")
+            refresh_gallery(run.out, scores=table)  # OUT/qc/index.html; a failure is only a warning
         for line in summary.lines():
             log.info(line)
         table.attrs["summary"] = summary.__dict__.copy()
@@ -266,6 +276,17 @@ def _score(todo: Sequence[_Task], tasks: Sequence[_Task], records: dict[str, dic
                     len(records), len(tasks))
         raise
     bar.close()
+
+
+def _write_courses(run: RunSettings, tasks: Sequence[_Task],
+                   records: Mapping[str, Mapping[str, Any]]) -> dict[str | None, str] | None:
+    """Each patient's course picture from every record, resumed ones included (when the run
+    writes QC pictures); patient ID -> its path relative to ``OUT``, or ``None``: not written."""
+    if run.out is None or "qc" not in run.artifacts:
+        return None
+    from imaging.pipeline.course_pictures import write_courses
+
+    return write_courses(run.out, tasks, records, run.pseudonym)
 
 
 def _scrub_record(record: dict[str, Any], scrub: Callable[[Any], Any], *,

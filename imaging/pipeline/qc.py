@@ -3,7 +3,8 @@
 One PNG per scan, for a person to glance at: three axial slices (the slice with the most
 opacity, and slices at 30 % and 70 % of the lungs' height) and one coronal slice through
 the lungs' centre, in the lung window, with the lung outlines (right lung cyan, left lung
-green) and opacity filled (label 1 yellow, label 2 red, other labels magenta).
+green) and opacity filled (label 1 yellow, label 2 red, other labels magenta);
+:func:`write_thumbnail` shrinks it for the gallery (``OUT/qc/thumbs``).
 
 Orientation: the volume is expected in the toolkit's canonical orientation (see
 :mod:`imaging.common.volume`), so axial slices are shown as radiologists read them (patient's
@@ -22,10 +23,13 @@ import numpy as np
 from imaging.scoring.constants import DISPLAY_WINDOW_HU
 from imaging.common.volume import index_to_lps
 
-__all__ = ["representative_slices", "render_qc"]
+__all__ = ["representative_slices", "render_qc", "write_thumbnail", "THUMBNAIL_WIDTH_PX"]
 
 #: Fraction of the lungs' height (from the most inferior lung slice) of the two fixed axial slices.
 QC_AXIAL_FRACTIONS: tuple[float, float] = (0.3, 0.7)
+
+#: Width of the thumbnails of the QC pictures (``OUT/qc/thumbs``), pixels.
+THUMBNAIL_WIDTH_PX = 200
 
 _OPACITY_COLOURS = {1: (1.0, 0.85, 0.0), 2: (1.0, 0.1, 0.1)}
 _OTHER_COLOUR = (1.0, 0.0, 1.0)
@@ -172,4 +176,32 @@ def render_qc(path: str | os.PathLike[str], hu: np.ndarray, *, spacing_mm: Seque
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, format="png")
+    return out
+
+
+def write_thumbnail(source: str | os.PathLike[str], path: str | os.PathLike[str],
+                    width: int = THUMBNAIL_WIDTH_PX) -> Path:
+    """Write a PNG of ``width`` pixels, its height at the aspect of ``source`` (a picture).
+
+    Parameters
+    ----------
+    source : path-like
+        The picture to shrink (e.g. a QC picture from :func:`render_qc`).
+    path : path-like
+        PNG file to write (callers wanting atomicity pass a temporary path).
+    width : int
+        Width of the thumbnail, pixels.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from PIL import Image
+
+    with Image.open(source) as image:
+        picture = image.convert("RGB")
+    height = max(1, round(picture.height * width / picture.width))
+    out = Path(path)
+    picture.resize((width, height), Image.Resampling.LANCZOS).save(out, format="PNG")
     return out

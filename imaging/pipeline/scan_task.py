@@ -4,9 +4,11 @@ A :class:`_Task` is one chosen series with everything a worker needs (picklable:
 sent to spawned processes and Dask workers); :func:`make_tasks` makes one per study and
 names its output folder and resume key.  :func:`run_task`, in the worker, reads the
 series (:func:`imaging.load_scan`), scores it with the scorer named in the task, writes
-the masks (NIfTI), QC picture (PNG) and DICOM SEG into ``OUT/scans/<series UID>/``
-atomically, and returns the record the parent stores in ``OUT/results``; a failure of
-one scan (:data:`SCAN_ERRORS`) becomes the record's ``error`` instead of an exception.
+the masks (NIfTI), QC picture (PNG), course panels and DICOM SEG into
+``OUT/scans/<series UID>/`` and the QC picture named for people with its thumbnail into
+``OUT/qc/`` (:mod:`imaging.pipeline.qc_names`), atomically, and returns the record the
+parent stores in ``OUT/results``; a failure of one scan (:data:`SCAN_ERRORS`) becomes the
+record's ``error`` instead of an exception.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ import numpy as np
 
 from imaging.common.errors import ChestCTError
 from imaging.common.files import atomic_write
+from imaging.pipeline.qc_names import SCANS_DIR, THUMBS_DIR, scan_label
 from imaging.pipeline.settings import RunSettings, _jsonable, _resolve_scorer
 from imaging.pipeline.store import result_key
 
-__all__ = ["SCAN_ERRORS", "make_tasks", "run_task"]
+__all__ = ["SCAN_ERRORS", "QC_FILES", "make_tasks", "run_task"]
 
 #: What a failing scan may raise and still become an ``error`` row while the batch goes
 #: on: the toolkit's own errors (not a CT, irregular spacing, not a chest, ...) and the
@@ -44,6 +47,11 @@ SCAN_ERRORS: tuple[type[BaseException], ...] = (
 #: Row keys the scorer may return that are replaced by the catalogue's values (identity) or
 #: dropped (paths); any ``patient_*`` key other than ``patient_id`` is dropped as well.
 _REPLACED_KEYS = frozenset({"patient_id", "study_date", "study_uid", "series_uid", "error", "source"})
+
+#: The files of the ``qc`` artefact, as keys of ``record["artifacts"]["qc"]`` (paths relative
+#: to OUT): the QC picture in the scan's folder, the same picture named for people and its
+#: thumbnail under ``OUT/qc``, and the panels its patient's course is assembled from.
+QC_FILES: tuple[str, ...] = ("picture", "named_picture", "thumbnail", "course_panels")
 
 
 # --------------------------------------------------------------------------- tasks (made in the parent)
@@ -62,6 +70,14 @@ class _Task:
     seg_patient_id: str | None
     software_version: str
     settings_hash: str
+    qc_label: str | None = None  # file name of its QC picture under OUT/qc (qc_names.scan_label)
+
+    @property
+    def out_dir(self) -> Path | None:
+        """The run's output folder (``scan_dir`` without ``rel_dir``); ``None``: nothing written."""
+        if self.scan_dir is None or self.rel_dir is None:
+            return None
+        return Path(self.scan_dir).parents[len(Path(self.rel_dir).parts) - 1]
 
 
 def make_tasks(catalog: Any, run: RunSettings) -> list[_Task]:
@@ -73,6 +89,7 @@ def make_tasks(catalog: Any, run: RunSettings) -> list[_Task]:
     """
     tasks: list[_Task] = []
     chosen_in = Counter(st.chosen.series_uid for st in catalog.studies if st.chosen is not None)
+    labels = _qc_labels(catalog, run)
     for study in catalog.studies:
         if study.chosen is None:
             continue
@@ -88,8 +105,21 @@ def make_tasks(catalog: Any, run: RunSettings) -> list[_Task]:
             scorer=run.scorer, options=run.options, scan_dir=None if run.out is None else str(run.out / rel),
             rel_dir=rel, artifacts=run.artifacts if run.out is not None else (),
             seg_patient_id=run.pseudonym(study.chosen.patient_id) if run.pseudonyms else None,
-            software_version=run.software_version, settings_hash=run.settings_hash))
+            software_version=run.software_version, settings_hash=run.settings_hash,
+            qc_label=labels[study.study_uid]))
     return tasks
+
+
+def _qc_labels(catalog: Any, run: RunSettings) -> dict[str, str]:
+    """Study UID -> the file name of its chosen series' QC picture (:func:`scan_label`, with the
+    patient ID as the outputs write it); ``-<8 hex digits of the study UID>`` is added when
+    two studies would share one name (one patient, date and series number)."""
+    labels = {st.study_uid: scan_label(run.pseudonym(st.chosen.patient_id or None), st.chosen.study_date,
+                                       st.chosen.series_number, st.chosen.series_uid)
+              for st in catalog.studies if st.chosen is not None}
+    shared = Counter(labels.values())
+    return {uid: label + ("-" + hashlib.sha256(uid.encode()).hexdigest()[:8] if shared[label] > 1 else "")
+            for uid, label in labels.items()}
 
 
 def _files_digest(series: Any) -> str:
@@ -199,21 +229,38 @@ def _write_artifacts(task: _Task, volume: Any, result: Any, row: Mapping[str, An
             problems.append("masks: the scorer exposed no masks in the volume's geometry")
         artifacts["masks"] = written
     if "qc" in task.artifacts:
-        from imaging.pipeline.qc import render_qc
-
-        po = row.get("percent_opacity")
-        title = f"series ...{str(volume.info.series_uid)[-16:]}" + (
-            f"   percent opacity {po:.1f} %" if isinstance(po, (int, float)) and math.isfinite(po) else "")
-        atomic_write(scan_dir / "qc.png", lambda p: render_qc(
-            p, volume.hu, spacing_mm=volume.spacing_mm, lungs=masks.get("lungs"), opacity=masks.get("opacity"),
-            title=title, origin_mm=volume.origin_mm, direction=volume.direction))
-        artifacts["qc"] = f"{task.rel_dir}/qc.png"
+        artifacts["qc"] = _write_qc(task, volume, masks, row)
     if "seg" in task.artifacts:
         try:
             artifacts["seg"] = _write_seg(task, volume, masks)
         except SCAN_ERRORS as exc:
             problems.append(f"seg: {type(exc).__name__}: {exc}")
     return artifacts, problems
+
+
+def _write_qc(task: _Task, volume: Any, masks: Mapping[str, np.ndarray], row: Mapping[str, Any]) -> dict[str, str]:
+    """Write the QC picture (``qc.png``), its copy and thumbnail named for people under
+    ``OUT/qc``, and the course panels (``course_panels.npz``); returns their paths
+    relative to OUT by :data:`QC_FILES` key."""
+    from imaging.pipeline.course_panels import course_panels, write_course_panels
+    from imaging.pipeline.qc import render_qc, write_thumbnail
+
+    out = task.out_dir
+    assert out is not None  # only called for tasks that write
+    label = task.qc_label or _safe_name(task.series.series_uid)
+    paths = {"picture": f"{task.rel_dir}/qc.png", "named_picture": f"{SCANS_DIR}/{label}.png",
+             "thumbnail": f"{THUMBS_DIR}/{label}.png", "course_panels": f"{task.rel_dir}/course_panels.npz"}
+    po = row.get("percent_opacity")
+    title = f"series ...{str(volume.info.series_uid)[-16:]}" + (
+        f"   percent opacity {po:.1f} %" if isinstance(po, (int, float)) and math.isfinite(po) else "")
+    picture = atomic_write(out / paths["picture"], lambda p: render_qc(
+        p, volume.hu, spacing_mm=volume.spacing_mm, lungs=masks.get("lungs"), opacity=masks.get("opacity"),
+        title=title, origin_mm=volume.origin_mm, direction=volume.direction))
+    atomic_write(out / paths["named_picture"], lambda p: p.write_bytes(picture.read_bytes()))
+    atomic_write(out / paths["thumbnail"], lambda p: write_thumbnail(picture, p))
+    panels = course_panels(volume.hu, volume.spacing_mm, lungs=masks.get("lungs"), opacity=masks.get("opacity"))
+    atomic_write(out / paths["course_panels"], lambda p: write_course_panels(p, panels))
+    return paths
 
 
 #: Names of the opacity labels (imaging.scoring.scores / models.inference: 1 ground-glass, 2 consolidation).

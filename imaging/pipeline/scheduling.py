@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imaging.common.errors import InvalidArgumentError
-from imaging.pipeline.scan_task import _failed_record, _Task, run_task
+from imaging.pipeline.scan_task import QC_FILES, _failed_record, _Task, run_task
 from imaging.pipeline.store import ResultStore
 
 __all__ = ["run_tasks", "resumed_records"]
@@ -44,7 +44,9 @@ def _record_complete(record: Mapping[str, Any] | None, task: _Task, out: Path | 
 
     Same settings and software version, and every requested artefact either present
     on disk or recorded as impossible (``output_problems``, e.g. a SEG of multi-frame
-    sources).  A failed scan stays failed until settings or software change.
+    sources); the ``qc`` artefact holds every file of :data:`~imaging.pipeline.scan_task.QC_FILES`
+    (a record from before the course panels is scored again).  A failed scan stays failed
+    until settings or software change.
     """
     if record is None or record.get("settings_hash") != task.settings_hash or record.get("transient"):
         return False
@@ -59,6 +61,8 @@ def _record_complete(record: Mapping[str, Any] | None, task: _Task, out: Path | 
             if kind not in attempted:
                 return False
             continue
+        if kind == "qc" and not (isinstance(artifacts[kind], Mapping) and set(QC_FILES) <= set(artifacts[kind])):
+            return False
         paths = artifacts[kind].values() if isinstance(artifacts[kind], Mapping) else [artifacts[kind]]
         if not all((out / p).is_file() for p in paths):
             return False

@@ -23,10 +23,14 @@ from imaging.pipeline.scan_task import _Task
 from imaging.pipeline.settings import RunSettings, _jsonable
 
 __all__ = ["manifest_frame", "write_manifest", "scores_table", "BatchSummary", "summarize",
-           "ID_COLUMNS", "FREE_TEXT_COLUMNS"]
+           "ID_COLUMNS", "FREE_TEXT_COLUMNS", "QC_COLUMNS"]
 
 #: Leading columns of the scores table.
 ID_COLUMNS: tuple[str, ...] = ("patient_id", "study_date", "study_uid", "series_uid", "error")
+
+#: Columns of the scores table naming a scan's QC files (paths relative to OUT, POSIX), when the
+#: run writes QC pictures: its picture and thumbnail under ``OUT/qc`` and its patient's course.
+QC_COLUMNS: tuple[str, ...] = ("qc_picture", "qc_thumbnail", "qc_course")
 
 #: Free text typed at the scanner, which can quote a name: dropped from every output
 #: when pseudonyms are on (the DICOM SEG never carries it).
@@ -130,8 +134,14 @@ def _manifest_json(catalog: Any, pseudonym: Callable[[str | None], str | None], 
 # --------------------------------------------------------------------------- scores
 
 def scores_table(catalog: Any, tasks: Sequence[_Task], records: Mapping[str, Mapping[str, Any]],
-                 pseudonym: Callable[[str | None], str | None], scrub: Callable[[Any], Any]) -> "Any":
-    """The scores table, in catalogue order, from stored records (deterministic)."""
+                 pseudonym: Callable[[str | None], str | None], scrub: Callable[[Any], Any], *,
+                 courses: Mapping[str | None, str] | None = None) -> "Any":
+    """The scores table, in catalogue order, from stored records (deterministic).
+
+    With ``courses`` (patient ID as in the table -> its course picture, from
+    :func:`~imaging.pipeline.course_pictures.write_courses`; given when the run writes QC
+    pictures) the :data:`QC_COLUMNS` come last but ``output_problems``.
+    """
     import pandas as pd
 
     by_study = {t.series.study_uid: t for t in tasks}
@@ -157,14 +167,25 @@ def scores_table(catalog: Any, tasks: Sequence[_Task], records: Mapping[str, Map
                 problems = record.get("output_problems") or []
                 if problems:
                     row["output_problems"] = "; ".join(problems)
+        if courses is not None:
+            row.update(_qc_cells(records.get(by_study[study.study_uid].key) if study.chosen is not None else None,
+                                 courses.get(row["patient_id"])))
         for k in row:
             if k not in columns:
                 columns.append(k)
         rows.append(row)
-    if "output_problems" in columns:
-        columns.remove("output_problems")
-        columns.append("output_problems")
+    for last in (*(QC_COLUMNS if courses is not None else ()), "output_problems"):
+        if last in columns:
+            columns.remove(last)
+            columns.append(last)
     return whole_numbers_as_int(pd.DataFrame(rows, columns=columns), rows)
+
+
+def _qc_cells(record: Mapping[str, Any] | None, course: str | None) -> dict[str, str | None]:
+    """The :data:`QC_COLUMNS` of one study: from its record's ``qc`` artefact and its patient's course."""
+    qc = ((record or {}).get("artifacts") or {}).get("qc")
+    qc = qc if isinstance(qc, Mapping) else {}
+    return {"qc_picture": qc.get("named_picture"), "qc_thumbnail": qc.get("thumbnail"), "qc_course": course}
 
 
 def _text(value: Any) -> str | None:

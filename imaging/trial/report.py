@@ -413,8 +413,10 @@ def _table_html(df: pd.DataFrame, *, max_rows: int | None = None) -> str:
     return df.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.4g}", max_rows=max_rows, border=0)
 
 
-def render_html(comparison: Comparison, figures: dict[str, bytes], *, title: str = "Radiographic response by treatment arm") -> str:
-    """The report as one HTML string; ``figures`` maps caption -> PNG bytes (embedded as base64)."""
+def render_html(comparison: Comparison, figures: dict[str, bytes], *, title: str = "Radiographic response by treatment arm",
+                links: dict[str, str] | None = None) -> str:
+    """The report as one HTML string; ``figures`` maps caption -> PNG bytes (embedded as base64),
+    ``links`` text -> URL (relative to the report) of pages shown under the title."""
     s = comparison.settings
     esc = html.escape
     parts = [
@@ -424,6 +426,7 @@ def render_html(comparison: Comparison, figures: dict[str, bytes], *, title: str
         f"<p>Arms: {', '.join(f'{esc(a)} (n={n})' for a, n in s['n_patients'].items())}; "
         f"reference arm {esc(s['reference_arm'])}; {s['n_scans_used']} of {s['n_scans_in']} scans used; "
         f"visits {esc(', '.join(s['visit_order']))}.</p>",
+        *(f"<p><a href='{esc(url)}'>{esc(text)}</a></p>" for text, url in (links or {}).items()),
         "<div class='warn'>" + "<br>".join(esc(n) for n in comparison.notes) + "</div>",
         "<h2>Methods</h2>", f"<p>{esc(methods_text(comparison))}</p>",
         "<h2>Key results (all patients)</h2>",
@@ -459,7 +462,8 @@ def _figure_file(kind: str, metric: str, taken: dict[str, bytes]) -> str:
     return name
 
 
-def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Radiographic response by treatment arm") -> Path:
+def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Radiographic response by treatment arm",
+                 links: dict[str, str] | None = None) -> Path:
     """Write the HTML report, the JSON, the CSV tables and the figures into ``outdir``.
 
     Parameters
@@ -469,6 +473,9 @@ def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Ra
     outdir : str or Path
         Folder (created if needed); existing files of the same names are replaced.
     title : str, optional
+    links : dict, optional
+        Text -> URL (relative to ``outdir``) of pages to link under the title, e.g. the
+        run's QC gallery.
 
     Returns
     -------
@@ -508,7 +515,7 @@ def write_report(comparison: Comparison, outdir: str | Path, *, title: str = "Ra
     _remove_stale(outdir / "figures", set(files), "*.png")
     _remove_stale(outdir / "tables", {f"{name}.csv" for name in comparison.tables}, "*.csv")
     comparison.to_json(outdir / "comparison.json")
-    return atomic_write_text(outdir / "report.html", render_html(comparison, figures, title=title))
+    return atomic_write_text(outdir / "report.html", render_html(comparison, figures, title=title, links=links))
 
 
 def _remove_stale(folder: Path, keep: set[str], pattern: str) -> None:

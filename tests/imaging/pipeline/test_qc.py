@@ -82,3 +82,12 @@ def test_qc_picture_is_a_png_and_checks_shapes(tmp_path: Path) -> None:
     assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="opacity shape"):
         render_qc(tmp_path / "x.png", hu, spacing_mm=(3, 1, 1), lungs=lungs, opacity=opacity[:5])
+
+
+def test_thumbnail_keeps_the_aspect_of_the_picture(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (800, 300), (10, 20, 30)).save(tmp_path / "big.png")
+    path = qc.write_thumbnail(tmp_path / "big.png", tmp_path / "thumb.png")
+    with Image.open(path) as thumb:
+        assert thumb.size == (qc.THUMBNAIL_WIDTH_PX, 75) and thumb.format == "PNG"
