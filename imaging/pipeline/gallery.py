@@ -221,14 +221,24 @@ def _scan_record(row: Mapping[str, Any], out: Path) -> dict[str, Any]:
     label = scan_label(patient, date, series, uid)
     flags = [f.strip() for c in FLAG_COLUMNS for f in (_text(row.get(c)) or "").split(";") if f.strip()]
     po = _number(row.get("percent_opacity"))
-    full = _existing(out, f"{SCANS_DIR}/{label}.png") or _scan_folder_qc(out, uid, _text(row.get("study_uid")))
+    # the run's own paths first (qc_* columns: they carry the suffixes that keep names unique)
+    full = (_recorded(out, row, "qc_picture") or _existing(out, f"{SCANS_DIR}/{label}.png")
+            or _scan_folder_qc(out, uid, _text(row.get("study_uid"))))
+    course = _recorded(out, row, "qc_course") or (
+        _existing(out, f"{COURSES_DIR}/{patient_label(patient)}.png") if patient is not None else None)
     return {
         "id": label, "patient": patient, "date": date, "_date": _date(date), "day": None, "series": series,
         "uid": uid, "po": None if po is None else round(po, 4), "change": None, "baseline": False,
         "flags": flags, "error": _text(row.get("error")),
-        "thumb": _existing(out, f"{THUMBS_DIR}/{label}.png") or full, "full": full,
-        "course": _existing(out, f"{COURSES_DIR}/{patient_label(patient)}.png") if patient is not None else None,
+        "thumb": _recorded(out, row, "qc_thumbnail") or _existing(out, f"{THUMBS_DIR}/{label}.png") or full,
+        "full": full, "course": course,
     }
+
+
+def _recorded(out: Path, row: Mapping[str, Any], column: str) -> str | None:
+    """The link to the file a ``qc_*`` column of the scores table names, if it exists."""
+    relative = _text(row.get(column))
+    return _existing(out, relative.replace("\\", "/")) if relative else None
 
 
 def _existing(out: Path, relative: str) -> str | None:

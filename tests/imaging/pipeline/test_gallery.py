@@ -123,6 +123,22 @@ def test_links_only_to_files_that_exist(tmp_path: Path) -> None:
     assert links and all((out / "qc" / link).is_file() for link in links)
 
 
+def test_the_runs_own_qc_paths_come_first(tmp_path: Path) -> None:
+    """Two studies with the same label get a suffix from the run: the table's qc_* columns win."""
+    out = tmp_path / "run"
+    out.mkdir()
+    table = _scores(ROWS[:2]).assign(qc_picture=["qc/scans/P01_20200301_2-ab12cd34.png", None],
+                                     qc_thumbnail=["qc/thumbs/P01_20200301_2-ab12cd34.png", None],
+                                     qc_course=["qc/courses/P01-2.png", None])
+    table.to_csv(out / "scores.csv", index=False)
+    for rel in ("qc/scans/P01_20200301_2-ab12cd34.png", "qc/thumbs/P01_20200301_2-ab12cd34.png",
+                "qc/courses/P01-2.png", "qc/courses/P01.png"):
+        _png(out / rel)
+    data = {d["uid"]: d for d in _data(write_gallery(out))}
+    assert data["1.2.1"]["full"] == "scans/P01_20200301_2-ab12cd34.png"
+    assert data["1.2.1"]["thumb"] == "thumbs/P01_20200301_2-ab12cd34.png"
+    assert data["1.2.1"]["course"] == "courses/P01-2.png" and data["1.2.2"]["course"] == "courses/P01.png"
+
 def test_a_reused_series_uid_links_its_own_scan_folder(tmp_path: Path) -> None:
     import hashlib
 
