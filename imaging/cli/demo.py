@@ -4,8 +4,9 @@ The same steps a researcher runs on a real export:
 ``chestct score sample_data/studies -o OUT`` then ``chestct compare OUT/scores.csv
 sample_data/arms.csv -o OUT/report``; the arms table lies beside the image folder, so
 the scoring stays blind.  When the sample trial's truth table is present, the demo also
-says how far the measured percent opacity is from the truth.  It ends with where the
-report is.
+says how far the measured percent opacity is from the truth.  It starts with the
+absolute output folder (by default ``out/demo`` under the current folder, wherever that
+is) and ends with where the report is.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=SAMPLE_DATA,
                         help=f"sample trial folder holding studies/ and arms.csv (default {SAMPLE_DATA})")
     parser.add_argument("-o", "--out", type=Path, default=Path("out") / "demo",
-                        help="output folder (default ./out/demo)")
+                        help="output folder (default ./out/demo, under the current folder)")
     parser.add_argument("-j", "--workers", type=int, default=None, help="parallel scans (default: all cores)")
     parser.add_argument("--no-qc", action="store_true", help="do not write QC pictures")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -38,7 +39,7 @@ def truth_agreement(scores: "object", truth_path: Path) -> str | None:
     ``percent_opacity`` (or ``true_percent_opacity`` / ``truth_percent_opacity``).  The
     line names the truth file, the mean and largest absolute error in percentage points,
     the scan with the largest (patient and ``visit_day``, else study date), and where
-    the known limits are described.
+    the known limits are described (README.md, "Known limits").
     """
     import os
 
@@ -71,14 +72,15 @@ def truth_agreement(scores: "object", truth_path: Path) -> str | None:
     shown = shown if not shown.startswith("..") else str(truth_path)
     return (f"check against the phantom truth ({shown}), {len(merged)} scans: mean |error| "
             f"{np.mean(error):.2f} points, largest {np.max(error):.2f} ({where or 'one scan'}) in percent opacity; "
-            "see README 'Scoring' for known limits")
+            "see 'Known limits' in README.md")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``chestct demo``; returns the exit code."""
     import pandas as pd
 
-    from imaging.pipeline.batch import BatchSummary, score_studies
+    from imaging.pipeline.batch import score_studies
+    from imaging.pipeline.tables import BatchSummary
     from imaging.trial.compare import compare_arms
     from imaging.common.errors import NoDicomFoundError
     from imaging.trial.report import write_report
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise NoDicomFoundError(f"sample trial not found: expected {studies}/ and {arms_path} "
                                 "(generate it with `python scripts/make_sample_data.py`)")
     out = Path(args.out)
-    print(f"scoring {studies} -> {out}")
+    print(f"scoring {studies} -> {out.resolve()}")  # absolute: the default ./out/demo is under the current folder
     scores = score_studies(studies, out=out, workers=args.workers, qc=not args.no_qc, progress=not args.no_progress)
     for line in BatchSummary(**scores.attrs["summary"]).lines():
         print(line)

@@ -179,4 +179,6 @@ def healthy_lungs(volume: CTVolume) -> np.ndarray:
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
         lungs = np.isin(labels, np.flatnonzero(sizes >= LUNG_MIN_FRACTION * sizes.max()))
-    return _fill(lungs) & ~airways & body
+    # bronchi enclosed by lung are filled back (lung masks include them, as radiologists'
+    # do); the trachea and the main bronchi at the hila are not enclosed and stay out
+    return _fill(lungs) & body
