@@ -27,10 +27,10 @@ _API: dict[str, str] = {
     "ScanInfo": "imaging.common.volume",
     # reading (issue: foundation)
     "find_series": "imaging.io.series",
-    "SeriesInfo": "imaging.io.series",
-    "StudySelection": "imaging.io.series",
+    "SeriesInfo": "imaging.io.series_info",
+    "StudySelection": "imaging.io.series_info",
     "SeriesCatalog": "imaging.io.series",
-    "SelectionRules": "imaging.io.series",
+    "SelectionRules": "imaging.io.selection",
     "load_scan": "imaging.io.load",
     # phantoms and writers
     "make_phantom": "imaging.phantom.make",
@@ -40,14 +40,14 @@ _API: dict[str, str] = {
     "write_localizer": "imaging.io.writers",
     # lungs, opacity and scores
     "segment_lungs": "imaging.scoring.lungs",
-    "lung_zones": "imaging.scoring.lungs",
+    "lung_zones": "imaging.scoring.lung_zones",
     "density_bands": "imaging.scoring.opacity",
     "score_scan": "imaging.scoring.scores",
-    "ScanScore": "imaging.scoring.scores",
+    "ScanScore": "imaging.scoring.scan_score",
     # comparison and report
     "compare_arms": "imaging.trial.compare",
-    "Comparison": "imaging.trial.compare",
-    "ResponseCriteria": "imaging.trial.compare",
+    "Comparison": "imaging.trial.comparison",
+    "ResponseCriteria": "imaging.trial.response",
     "write_report": "imaging.trial.report",
     # batch
     "score_studies": "imaging.pipeline.batch",

@@ -31,6 +31,7 @@ STAGE_RANK: dict[str, int] = {
     "scoring": 2,
     "trial": 2,
     "pipeline": 3,
+    "validation": 3,
     "cli": 4,
 }
 
