@@ -4,9 +4,12 @@ This is the fast edge of :func:`imaging.io.series.find_series`: each file is ope
 its first 132 bytes are checked for the ``DICM`` marker (PNG captures, NIfTI files and
 other non-DICOM files are recognised by their magic bytes and skipped), then pydicom
 reads only the tags listed in :data:`HEADER_TAGS`, stopping before the pixel data.
-The position of the pixel data element is noted so that uncompressed slices can later
-be read straight from disk without parsing the header again, and so that a file cut
-short by an interrupted copy is reported here, before any pixels are read.
+The position of the pixel data element is noted (:mod:`imaging.io.pixel_element`) so
+that uncompressed slices can later be read straight from disk without parsing the header
+again, and so that a file cut short by an interrupted copy is reported here, before any
+pixels are read.  :func:`read_header` works in named steps: recognise non-DICOM files,
+parse the header (fast reader, else pydicom), refuse DICOMDIR and non-image files, then
+build the :class:`SliceHeader` (pixel location, frames and geometry, identifying fields).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import math
 import os
 import struct
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,14 +29,15 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
 from imaging.io.fastheader import Fallback, FastHeader, read_fast_header
+from imaging.io.pixel_element import (
+    IMPLICIT_VR_LITTLE_ENDIAN, UNCOMPRESSED_SYNTAXES, has_pixel_element_header, locate_pixel_data,
+)
 
 __all__ = [
     "SkippedFile", "SliceHeader", "FrameHeader", "read_header", "walk_files", "UNCOMPRESSED_SYNTAXES",
     "INVALID_RESCALE", "MISSING_INTERCEPT",
 ]
 
-#: Transfer syntaxes whose pixel bytes lie uncompressed, little endian, in the file.
-UNCOMPRESSED_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 ENHANCED_CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2.1"
 
@@ -342,57 +346,16 @@ def _frames(ds: Any, n_frames: int, problems: list[str]) -> tuple[tuple[FrameHea
     return tuple(frames), iop, spacing, thickness  # type: ignore[return-value]
 
 
-def _pixel_element(fp: Any, pos: int, transfer_syntax: str, file_size: int) -> tuple[int | None, int | None, str | None]:
-    """Offset and length of the PixelData value, or a problem when the file is cut short."""
-    fp.seek(pos)
-    head = fp.read(12)
-    if len(head) < 8:
-        return None, None, "truncated: file ends before PixelData"
-    group, elem = struct.unpack("<HH", head[:4])
-    if (group, elem) != (0x7FE0, 0x0010):
-        return None, None, None
-    if transfer_syntax == "1.2.840.10008.1.2":
-        length, offset = struct.unpack("<I", head[4:8])[0], pos + 8
-    elif transfer_syntax in UNCOMPRESSED_SYNTAXES or transfer_syntax.startswith("1.2.840.10008.1.2.4") or transfer_syntax == "1.2.840.10008.1.2.5":
-        if len(head) < 12:
-            return None, None, "truncated: file ends inside the PixelData element"
-        length, offset = struct.unpack("<I", head[8:12])[0], pos + 12
-    else:
-        return None, None, None
-    if length == 0xFFFFFFFF:  # encapsulated (compressed) frames
-        return None, None, _encapsulated_problem(fp, offset, file_size)
-    if offset + length > file_size:
-        return offset, length, (
-            f"truncated: PixelData needs {length} bytes but only {max(0, file_size - offset)} remain"
-        )
-    return offset, length, None
+@dataclass(frozen=True)
+class _ParsedHeader:
+    """A parsed header (pydicom Dataset or :class:`FastHeader`) and what the parse learned."""
 
-
-#: Item and sequence-delimiter tags of encapsulated pixel data, (group, element).
-_ITEM, _SEQ_END = (0xFFFE, 0xE000), (0xFFFE, 0xE0DD)
-
-
-def _encapsulated_problem(fp: Any, offset: int, file_size: int) -> str | None:
-    """A problem when encapsulated (compressed) pixel data ends before its delimiter.
-
-    Walks the item headers (8 bytes each, then skips the fragment); a file cut short
-    runs out before the (FFFE,E0DD) sequence delimiter.  ``None`` when complete or when
-    the layout is not the expected one (left to the pixel decoder).
-    """
-    pos = offset
-    while True:
-        fp.seek(pos)
-        head = fp.read(8)
-        if len(head) < 8:
-            return f"truncated: file is truncated ({file_size} bytes; it ends inside the compressed PixelData)"
-        group, elem, length = struct.unpack("<HHI", head)
-        if (group, elem) == _SEQ_END:
-            return None
-        if (group, elem) != _ITEM or length == 0xFFFFFFFF:
-            return None
-        pos += 8 + length
-        if pos > file_size:
-            return f"truncated: file is truncated ({file_size} bytes; it ends inside the compressed PixelData)"
+    ds: Any
+    pixel_pos: int
+    transfer_syntax: str
+    media_class: str
+    media_instance: str
+    warnings: tuple[str, ...] = ()
 
 
 def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
@@ -400,126 +363,207 @@ def read_header(path: Path, size: int) -> SliceHeader | SkippedFile:
 
     Never raises for a bad file: unreadable, truncated or non-image files come back
     as :class:`SkippedFile` with the reason.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    size : int
+        Its size, bytes (from the folder walk).
     """
     try:
         with open(path, "rb") as fp:
             start = fp.read(132)
-            if start[128:132] != b"DICM":
-                for magic, what in _MAGIC:
-                    if start.startswith(magic):
-                        return SkippedFile(path, f"not DICOM: {what}")
-                if start[344:348] in (b"n+1\0", b"ni1\0") or start[:4] in (b"\x5c\x01\x00\x00",):
-                    return SkippedFile(path, "not DICOM: NIfTI volume (load it with load_scan)")
-                # a headerless (ACR-NEMA style) DICOM starts with a group 0008 or 0002 tag
-                if start[:2] not in (b"\x08\x00", b"\x02\x00"):
-                    return SkippedFile(path, "not DICOM: no DICM marker at byte 128")
-                force = True
-            else:
-                force = False
-            ds: Any = None
-            read_warnings: list[str] = []
-            if not force:
-                try:
-                    ds = read_fast_header(fp, start, _WANTED)
-                except Fallback:
-                    ds = None
-            if isinstance(ds, FastHeader):
-                pos = ds.pixel_pos if ds.pixel_pos is not None else size
-                transfer_syntax, media_class, media_instance = ds.transfer_syntax, ds.media_class, ds.media_instance
-            else:
-                fp.seek(0)
-                with warnings.catch_warnings(record=True) as caught:  # a problem of this file, not console noise
-                    warnings.simplefilter("always")
-                    ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=force)
-                read_warnings = [str(w.message) for w in caught]
-                pos = fp.tell()
-                meta = getattr(ds, "file_meta", None)
-                transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-                media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
-                media_instance = str(meta.get("MediaStorageSOPInstanceUID", "")) if meta is not None else ""
-            if not transfer_syntax:
-                transfer_syntax = "1.2.840.10008.1.2"  # DICOM default: implicit VR little endian
-            sop_class = _text(ds, "SOPClassUID") or media_class
-            if sop_class == DICOMDIR_SOP_CLASS or media_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+            reason = _not_dicom(start)
+            if reason:
+                return SkippedFile(path, reason)
+            parsed = _parse_header(fp, start, size, force=start[128:132] != b"DICM")
+            ds = parsed.ds
+            sop_class = _text(ds, "SOPClassUID") or parsed.media_class
+            if DICOMDIR_SOP_CLASS in (sop_class, parsed.media_class) or "DirectoryRecordSequence" in ds:
                 return SkippedFile(path, "DICOMDIR (an index of the export, not an image)")
             rows, columns = _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0
-            ended_early = [w for w in read_warnings if "end of file" in w.lower()]
-            if ended_early and (not rows or not columns):  # pydicom gave up on the whole header
-                return SkippedFile(path, f"truncated DICOM file ({size} bytes): {ended_early[0]}")
             if not rows or not columns:
-                return SkippedFile(path, f"DICOM without an image (SOP class {sop_class or 'unknown'})")
-            problems: list[str] = [
-                (f"truncated: file is truncated ({size} bytes; {w})" if "end of file" in w.lower() else f"header: {w}")
-                for w in read_warnings
-            ]
-            offset = length = None
-            if transfer_syntax in UNCOMPRESSED_SYNTAXES or transfer_syntax.startswith("1.2.840.10008.1.2.4") or transfer_syntax == "1.2.840.10008.1.2.5":
-                offset, length, problem = _pixel_element(fp, pos, transfer_syntax, size)
-                if problem and not any(p.startswith("truncated") for p in problems):
-                    problems.append(problem)
-            if transfer_syntax not in UNCOMPRESSED_SYNTAXES:
-                offset = length = None  # compressed/deflated/big endian: decode through pydicom
-            n_frames = _int(ds, "NumberOfFrames", 1) or 1
-            iop = _floats(_raw_value(ds, "ImageOrientationPatient"), 6)
-            spacing = _floats(_raw_value(ds, "PixelSpacing"), 2)
-            thickness = _float(ds, "SliceThickness")
-            if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
-                frames, f_iop, f_spacing, f_thick = _frames(ds, n_frames, problems)
-                iop, spacing, thickness = f_iop or iop, f_spacing or spacing, f_thick or thickness
-            else:
-                frames = (
-                    FrameHeader(
-                        0,
-                        _floats(_raw_value(ds, "ImagePositionPatient"), 3),  # type: ignore[arg-type]
-                        _rescale(ds, "RescaleSlope", 1.0, problems),
-                        _rescale(ds, "RescaleIntercept", 0.0, problems),
-                    ),
-                )
-            image_type = _raw_value(ds, "ImageType")
-            if image_type is None:
-                image_type_t: tuple[str, ...] = ()
-            elif isinstance(image_type, str):
-                image_type_t = tuple(v.strip().upper() for v in image_type.split("\\"))
-            else:
-                image_type_t = tuple(str(v).strip().upper() for v in image_type)
-            bits_allocated = _int(ds, "BitsAllocated", 16) or 16
-            return SliceHeader(
-                path=path,
-                file_size=size,
-                sop_class=sop_class,
-                sop_uid=_text(ds, "SOPInstanceUID") or media_instance,
-                study_uid=_text(ds, "StudyInstanceUID"),
-                series_uid=_text(ds, "SeriesInstanceUID"),
-                patient_id=_text(ds, "PatientID"),
-                study_date=_iso_date(_text(ds, "StudyDate")),
-                series_number=_int(ds, "SeriesNumber"),
-                series_description=_text(ds, "SeriesDescription"),
-                modality=_text(ds, "Modality").upper(),
-                image_type=image_type_t,
-                manufacturer=_text(ds, "Manufacturer"),
-                kernel=_text(ds, "ConvolutionKernel"),
-                orientation=iop,
-                pixel_spacing=spacing,  # type: ignore[arg-type]
-                slice_thickness=thickness,
-                spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
-                rows=rows,
-                columns=columns,
-                bits_allocated=bits_allocated,
-                bits_stored=_int(ds, "BitsStored", bits_allocated) or bits_allocated,
-                pixel_representation=_int(ds, "PixelRepresentation", 0) or 0,
-                samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
-                n_frames=n_frames,
-                instance_number=_int(ds, "InstanceNumber"),
-                frame_of_reference=_text(ds, "FrameOfReferenceUID"),
-                gantry_tilt=_float(ds, "GantryDetectorTilt"),
-                acquisition_number=_int(ds, "AcquisitionNumber"),
-                transfer_syntax=transfer_syntax,
-                pixel_offset=offset,
-                pixel_length=length,
-                frames=frames,
-                problems=tuple(problems),
-            )
+                return SkippedFile(path, _no_image_reason(parsed, sop_class, size))
+            return _slice_header(fp, parsed, path, size, sop_class=sop_class, rows=rows, columns=columns)
     except InvalidDicomError as exc:
         return SkippedFile(path, f"not DICOM: {exc}")
     except (OSError, EOFError, ValueError, struct.error, KeyError, IndexError, TypeError, NotImplementedError) as exc:
         return SkippedFile(path, f"unreadable DICOM header ({type(exc).__name__}: {exc})")
+
+
+def _not_dicom(start: bytes) -> str | None:
+    """Why a file beginning with ``start`` (its first 132 bytes) is not DICOM; None when it may be.
+
+    A file without the ``DICM`` marker at byte 128 is still read (forcing pydicom) when
+    it starts like a headerless (ACR-NEMA style) DICOM file: a group 0008 or 0002 tag.
+    """
+    if start[128:132] == b"DICM":
+        return None
+    for magic, what in _MAGIC:
+        if start.startswith(magic):
+            return f"not DICOM: {what}"
+    if start[344:348] in (b"n+1\0", b"ni1\0") or start[:4] in (b"\x5c\x01\x00\x00",):
+        return "not DICOM: NIfTI volume (load it with load_scan)"
+    if start[:2] not in (b"\x08\x00", b"\x02\x00"):
+        return "not DICOM: no DICM marker at byte 128"
+    return None
+
+
+def _parse_header(fp: Any, start: bytes, size: int, *, force: bool) -> _ParsedHeader:
+    """Parse the tags of :data:`HEADER_TAGS`: the fast reader first, pydicom when it cannot.
+
+    ``force`` (no DICM marker) goes straight to pydicom.  A missing transfer syntax is
+    taken as DICOM's default, implicit VR little endian.
+    """
+    parsed = None if force else _parse_fast(fp, start, size)
+    if parsed is None:
+        parsed = _parse_with_pydicom(fp, force=force)
+    if not parsed.transfer_syntax:
+        parsed = replace(parsed, transfer_syntax=IMPLICIT_VR_LITTLE_ENDIAN)
+    return parsed
+
+
+def _parse_fast(fp: Any, start: bytes, size: int) -> _ParsedHeader | None:
+    """:func:`~imaging.io.fastheader.read_fast_header`; None when the file needs pydicom."""
+    try:
+        ds = read_fast_header(fp, start, _WANTED)
+    except Fallback:
+        return None
+    if not isinstance(ds, FastHeader):
+        return None
+    pos = ds.pixel_pos if ds.pixel_pos is not None else size
+    return _ParsedHeader(ds, pos, ds.transfer_syntax, ds.media_class, ds.media_instance)
+
+
+def _parse_with_pydicom(fp: Any, *, force: bool) -> _ParsedHeader:
+    """pydicom's header read (stopping before the pixels), its warnings kept as the file's problems."""
+    fp.seek(0)
+    with warnings.catch_warnings(record=True) as caught:  # a problem of this file, not console noise
+        warnings.simplefilter("always")
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=force)
+    read_warnings = tuple(str(w.message) for w in caught)
+    pos = fp.tell()
+    meta = getattr(ds, "file_meta", None)
+
+    def meta_value(name: str) -> str:
+        return str(meta.get(name, "")) if meta is not None else ""
+
+    return _ParsedHeader(ds, pos, meta_value("TransferSyntaxUID"), meta_value("MediaStorageSOPClassUID"),
+                         meta_value("MediaStorageSOPInstanceUID"), read_warnings)
+
+
+def _no_image_reason(parsed: _ParsedHeader, sop_class: str, size: int) -> str:
+    """Why a header without Rows/Columns is skipped: cut short, or not an image at all."""
+    ended_early = [w for w in parsed.warnings if "end of file" in w.lower()]
+    if ended_early:  # pydicom gave up on the whole header
+        return f"truncated DICOM file ({size} bytes): {ended_early[0]}"
+    return f"DICOM without an image (SOP class {sop_class or 'unknown'})"
+
+
+def _slice_header(fp: Any, parsed: _ParsedHeader, path: Path, size: int, *, sop_class: str,
+                  rows: int, columns: int) -> SliceHeader:
+    """The :class:`SliceHeader` of an image file: pixel location, geometry, identifying fields."""
+    ds = parsed.ds
+    problems: list[str] = [
+        (f"truncated: file is truncated ({size} bytes; {w})" if "end of file" in w.lower() else f"header: {w}")
+        for w in parsed.warnings
+    ]
+    offset, length = _pixel_location(fp, parsed, size, problems)
+    n_frames = _int(ds, "NumberOfFrames", 1) or 1
+    frames, iop, spacing, thickness = _geometry(ds, n_frames, problems)
+    return SliceHeader(
+        path=path,
+        file_size=size,
+        sop_class=sop_class,
+        **_identifying_fields(ds, parsed.media_instance),
+        orientation=iop,
+        pixel_spacing=spacing,  # type: ignore[arg-type]
+        slice_thickness=thickness,
+        spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
+        rows=rows,
+        columns=columns,
+        **_pixel_format(ds),
+        n_frames=n_frames,
+        transfer_syntax=parsed.transfer_syntax,
+        pixel_offset=offset,
+        pixel_length=length,
+        frames=frames,
+        problems=tuple(problems),
+    )
+
+
+def _pixel_location(fp: Any, parsed: _ParsedHeader, size: int, problems: list[str]) -> tuple[int | None, int | None]:
+    """Offset and length of uncompressed pixel bytes (None otherwise); notes a file cut short."""
+    offset = length = None
+    if has_pixel_element_header(parsed.transfer_syntax):
+        offset, length, problem = locate_pixel_data(fp, parsed.pixel_pos, parsed.transfer_syntax, size)
+        if problem and not any(p.startswith("truncated") for p in problems):
+            problems.append(problem)
+    if parsed.transfer_syntax not in UNCOMPRESSED_SYNTAXES:
+        return None, None  # compressed/deflated/big endian: decode through pydicom
+    return offset, length
+
+
+def _geometry(ds: Any, n_frames: int, problems: list[str]) -> tuple[
+        tuple[FrameHeader, ...], tuple[float, ...] | None, tuple[float, ...] | None, float | None]:
+    """Frames (position and rescale), orientation, PixelSpacing (mm) and SliceThickness (mm).
+
+    Multi-frame files take their per-frame and shared functional groups first (see
+    :func:`_frames`), the top-level values where those are absent.
+    """
+    iop = _floats(_raw_value(ds, "ImageOrientationPatient"), 6)
+    spacing = _floats(_raw_value(ds, "PixelSpacing"), 2)
+    thickness = _float(ds, "SliceThickness")
+    if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        frames, f_iop, f_spacing, f_thick = _frames(ds, n_frames, problems)
+        return frames, f_iop or iop, f_spacing or spacing, f_thick or thickness
+    frame = FrameHeader(
+        0,
+        _floats(_raw_value(ds, "ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        _rescale(ds, "RescaleSlope", 1.0, problems),
+        _rescale(ds, "RescaleIntercept", 0.0, problems),
+    )
+    return (frame,), iop, spacing, thickness
+
+
+def _image_type(ds: Any) -> tuple[str, ...]:
+    """ImageType values, upper case (``()`` when absent)."""
+    image_type = _raw_value(ds, "ImageType")
+    if image_type is None:
+        return ()
+    if isinstance(image_type, str):
+        return tuple(v.strip().upper() for v in image_type.split("\\"))
+    return tuple(str(v).strip().upper() for v in image_type)
+
+
+def _identifying_fields(ds: Any, media_instance: str) -> dict[str, Any]:
+    """UIDs, patient, study, series and acquisition fields of :class:`SliceHeader`."""
+    return {
+        "sop_uid": _text(ds, "SOPInstanceUID") or media_instance,
+        "study_uid": _text(ds, "StudyInstanceUID"),
+        "series_uid": _text(ds, "SeriesInstanceUID"),
+        "patient_id": _text(ds, "PatientID"),
+        "study_date": _iso_date(_text(ds, "StudyDate")),
+        "series_number": _int(ds, "SeriesNumber"),
+        "series_description": _text(ds, "SeriesDescription"),
+        "modality": _text(ds, "Modality").upper(),
+        "image_type": _image_type(ds),
+        "manufacturer": _text(ds, "Manufacturer"),
+        "kernel": _text(ds, "ConvolutionKernel"),
+        "instance_number": _int(ds, "InstanceNumber"),
+        "frame_of_reference": _text(ds, "FrameOfReferenceUID"),
+        "gantry_tilt": _float(ds, "GantryDetectorTilt"),
+        "acquisition_number": _int(ds, "AcquisitionNumber"),
+    }
+
+
+def _pixel_format(ds: Any) -> dict[str, int]:
+    """BitsAllocated, BitsStored, PixelRepresentation and SamplesPerPixel (with DICOM's defaults)."""
+    bits_allocated = _int(ds, "BitsAllocated", 16) or 16
+    return {
+        "bits_allocated": bits_allocated,
+        "bits_stored": _int(ds, "BitsStored", bits_allocated) or bits_allocated,
+        "pixel_representation": _int(ds, "PixelRepresentation", 0) or 0,
+        "samples_per_pixel": _int(ds, "SamplesPerPixel", 1) or 1,
+    }

@@ -2,7 +2,7 @@
 
 :func:`load_scan` accepts a series folder, a study folder (the series chosen by
 :mod:`imaging.io.selection`, or ``series_uid``), a single multi-frame (enhanced CT) file,
-a NIfTI / NRRD / MetaImage file, or a :class:`~imaging.io.series.SeriesInfo` from
+a NIfTI / NRRD / MetaImage file, or a :class:`~imaging.io.series_info.SeriesInfo` from
 :func:`~imaging.io.series.find_series`.  It always returns the canonical orientation
 (:meth:`CTVolume.canonical`) with voxels in HU.
 
@@ -16,8 +16,10 @@ How DICOM slices become a volume
   fits, else ``float32``.  PixelPaddingValue is left as is (as SimpleITK does).
 * Uncompressed little-endian slices are read straight from the byte offset found
   while scanning the headers (no second header parse); compressed ones (JPEG 2000,
-  JPEG lossless, JPEG-LS, RLE, deflate) are decoded by pydicom with the pylibjpeg
-  plugins.
+  JPEG lossless, JPEG-LS, RLE, deflate) are decoded with the fastest installed decoder
+  (a pydicom plugin; GDCM through SimpleITK for JPEG lossless), many files at once in
+  worker processes when CPUs are idle (:mod:`imaging.io.decode`;
+  ``CHESTCT_DECODE_WORKERS=1`` keeps them in the calling process).
 * Refused with a typed error naming the series: a modality other than CT, fewer than
   ``min_slices`` slices, mixed image sizes or orientations, two different instances at
   one position (identical copies are dropped with a note), a missing slice (the files on
@@ -32,11 +34,15 @@ How DICOM slices become a volume
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import closing
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from imaging.io.series import SeriesInfo, SliceRef, find_series, require_one_series, syntax_name
+from imaging.io.series import find_series, require_one_series
+from imaging.io.series_info import SeriesInfo, SliceRef, syntax_name
+from imaging.io.decode import decode_files, decode_stored_values, decode_workers
 from imaging.io.headers import SliceHeader
 from imaging.common.errors import (
     InvalidArgumentError,
@@ -325,7 +331,7 @@ def _read_frames(h: SliceHeader) -> np.ndarray:
     """Stored pixel values of every frame of one file, shape (frames, rows, columns)."""
     n = max(1, h.n_frames)
     count = n * h.rows * h.columns
-    if h.pixel_offset is not None and h.pixel_length is not None:
+    if _read_directly(h):
         dtype = _raw_dtype(h)
         if h.pixel_length < count * dtype.itemsize:
             raise PixelDecodeError(
@@ -343,22 +349,55 @@ def _read_frames(h: SliceHeader) -> np.ndarray:
         return _fix_bits(raw, h).reshape(n, h.rows, h.columns)
     import warnings
 
-    import pydicom
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = pydicom.dcmread(h.path)
-            arr = ds.pixel_array
+            arr = decode_stored_values(h)
         except FileNotFoundError as exc:
             raise _vanished(h) from exc
         except (RuntimeError, NotImplementedError, ValueError, OSError, EOFError, KeyError, AttributeError,
                 TypeError) as exc:
             raise _decode_error(h, exc, [str(w.message) for w in caught]) from exc
+    return _as_frames(h, arr)
+
+
+def _as_frames(h: SliceHeader, arr: np.ndarray) -> np.ndarray:
+    """Decoded values of one file as (frames, rows, columns), checked against its header."""
     arr = np.asarray(arr)
     if arr.shape[-2:] != (h.rows, h.columns):
         raise PixelDecodeError(f"{h.path}: decoded shape {arr.shape} does not match {h.rows}x{h.columns}")
     return arr.reshape(-1, h.rows, h.columns)
+
+
+def _read_directly(h: SliceHeader) -> bool:
+    """True when the file's pixels are read straight from disk (uncompressed little endian)."""
+    return h.pixel_offset is not None and h.pixel_length is not None
+
+
+def _nothing() -> Iterator[np.ndarray]:
+    yield from ()
+
+
+def _frames_of_files(headers: list[SliceHeader], decoded: dict[Path, np.ndarray]) -> Iterator[np.ndarray]:
+    """Stored values of each file, (frames, rows, columns), in the order of ``headers``.
+
+    Files in ``decoded`` are taken from it (never decoded again).  Files pydicom must
+    decode are decoded in worker processes when there are enough of them
+    (:mod:`imaging.io.decode`); a file a worker could not decode is decoded again here by
+    :func:`_read_frames`, whose error names it.  Every other file is read here.
+    """
+    pending = [h for h in headers if h.path not in decoded and not _read_directly(h)]
+    workers = decode_workers(len(pending))
+    in_workers = {h.path for h in pending} if workers > 1 else set()
+    with closing(decode_files(pending, workers) if in_workers else _nothing()) as results:
+        for h in headers:
+            if h.path in decoded:
+                yield decoded.pop(h.path)
+            elif h.path in in_workers:
+                values = next(results)
+                yield _read_frames(h) if values is None else _as_frames(h, values)
+            else:
+                yield _read_frames(h)
 
 
 def _rescale_into(out: np.ndarray, raw: np.ndarray, slope: float, intercept: float) -> bool:
@@ -388,16 +427,16 @@ def _read_pixels(s: SeriesInfo, refs: tuple[SliceRef, ...],
     by_file: dict[Path, list[tuple[int, SliceRef]]] = defaultdict(list)
     for k, r in enumerate(refs):
         by_file[r.header.path].append((k, r))
-    for path, items in by_file.items():
-        frames = decoded.pop(path) if path in decoded else _read_frames(items[0][1].header)
-        for k, r in items:
-            if r.frame.frame >= len(frames):
-                raise PixelDecodeError(f"{path}: frame {r.frame.frame} requested, {len(frames)} decoded")
-            raw = frames[r.frame.frame]
-            if not _rescale_into(hu[k], raw, r.frame.slope, r.frame.intercept):
-                hu = hu.astype(np.float32)
-                notes.append("HU outside the int16 range: stored as float32")
-                _rescale_into(hu[k], raw, r.frame.slope, r.frame.intercept)
+    with closing(_frames_of_files([items[0][1].header for items in by_file.values()], decoded)) as files:
+        for (path, items), frames in zip(by_file.items(), files):
+            for k, r in items:
+                if r.frame.frame >= len(frames):
+                    raise PixelDecodeError(f"{path}: frame {r.frame.frame} requested, {len(frames)} decoded")
+                raw = frames[r.frame.frame]
+                if not _rescale_into(hu[k], raw, r.frame.slope, r.frame.intercept):
+                    hu = hu.astype(np.float32)
+                    notes.append("HU outside the int16 range: stored as float32")
+                    _rescale_into(hu[k], raw, r.frame.slope, r.frame.intercept)
     if not whole:
         notes.append("fractional rescale slope/intercept: HU stored as float32")
     return hu, notes

@@ -10,12 +10,18 @@ records, for every series, why it was chosen or passed over:
    an unusable RescaleSlope/RescaleIntercept or one missing in some files only, a
    missing or non-positive PixelSpacing).
 2. **Modality** equals ``rules.modality`` (``CT``).
-3. **Orientation** equals ``rules.orientation`` (``axial``).
-4. **Original acquisition**: ImageType has none of ``rules.excluded_image_types``
-   (localizer/scout, reformats, projections) and, when ``rules.require_original``,
-   its first value is ``ORIGINAL``.
+3. **Original acquisition**: ImageType has none of ``rules.excluded_image_types``
+   (localizer/scout, reformats such as MPR, MIP, MINIP, REFORMATTED, CSA MPR or CSA
+   RESAMPLED, projections and volume renderings, dose reports and screen saves) and,
+   when ``rules.require_original``, its first value is ``ORIGINAL``.
+4. **Orientation** equals ``rules.orientation`` (``axial``).
 5. **Enough slices**: at least ``rules.min_slices``.
-6. Among the series left: **thinnest** slice thickness inside
+6. **PRIMARY before SECONDARY** (``rules.prefer_primary``): ImageType value 2
+   ``SECONDARY`` alone does not make a reformat: archives and anonymisers re-tag the
+   original axial images they export as ``ORIGINAL\\SECONDARY\\AXIAL``.  Such a series
+   is passed over when a PRIMARY (not SECONDARY) series of the study is eligible, and
+   chosen otherwise; the reason says so.
+7. Among the series left: **thinnest** slice thickness inside
    ``rules.thickness_range_mm`` (when none is inside, the thinnest of all is taken and
    the reason says so), then the **kernel** earliest in ``rules.kernel_preference``
    (case-insensitive substring match; unlisted kernels rank last), then more slices,
@@ -27,14 +33,12 @@ The user can override the choice per study (``find_series(overrides=...)``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from imaging.common.errors import InvalidArgumentError
+from imaging.io.series_info import SeriesInfo
 
-if TYPE_CHECKING:  # pragma: no cover
-    from imaging.io.series import SeriesInfo
-
-__all__ = ["SelectionRules", "DEFAULT_KERNEL_PREFERENCE", "choose_series", "series_rank"]
+__all__ = ["SelectionRules", "DEFAULT_KERNEL_PREFERENCE", "choose_series", "series_rank", "is_secondary"]
 
 #: Smooth ("standard", soft-tissue) kernels first: sharp lung kernels add noise that
 #: widens the lung density histogram and biases density-band volumes (Boedeker et al.,
@@ -44,10 +48,11 @@ DEFAULT_KERNEL_PREFERENCE: tuple[str, ...] = (
     "BODY", "B40", "B41", "BR40", "I40", "FC13",
 )
 
-#: ImageType values that mark a series as not an original axial acquisition.
+#: ImageType values that mark a series as not an original axial acquisition.  ``SECONDARY``
+#: is not among them: on its own it marks an archive's re-export, not a reformat (rule 6).
 DEFAULT_EXCLUDED_IMAGE_TYPES: tuple[str, ...] = (
     "LOCALIZER", "SCOUT", "TOPOGRAM", "REFORMATTED", "MPR", "MIP", "MINIP", "PROJECTION IMAGE",
-    "VOLUME", "VOLUME RENDERING", "CSA MPR", "CSA RESAMPLED", "SECONDARY", "DOSE INFO", "SCREEN SAVE",
+    "VOLUME", "VOLUME RENDERING", "CSA MPR", "CSA RESAMPLED", "DOSE INFO", "SCREEN SAVE",
 )
 
 
@@ -72,6 +77,10 @@ class SelectionRules:
         ImageType values that disqualify a series.
     require_original : bool
         Require ImageType value 1 to be ``ORIGINAL`` (when ImageType is present).
+    prefer_primary : bool
+        Pass over a series whose ImageType value 2 is ``SECONDARY`` when a series of the
+        study that is not is eligible (add ``"SECONDARY"`` to ``excluded_image_types``
+        to never choose one).
 
     Examples
     --------
@@ -86,6 +95,7 @@ class SelectionRules:
     kernel_preference: tuple[str, ...] = DEFAULT_KERNEL_PREFERENCE
     excluded_image_types: tuple[str, ...] = DEFAULT_EXCLUDED_IMAGE_TYPES
     require_original: bool = True
+    prefer_primary: bool = True
 
     def __post_init__(self) -> None:
         if self.orientation not in ("axial", "coronal", "sagittal", "oblique"):
@@ -109,12 +119,12 @@ class SelectionRules:
         return len(self.kernel_preference)
 
 
-def _thickness(s: "SeriesInfo") -> float:
+def _thickness(s: SeriesInfo) -> float:
     value = s.slice_thickness_mm or s.slice_spacing_mm
     return float(value) if value else float("inf")
 
 
-def series_rank(s: "SeriesInfo", rules: SelectionRules) -> tuple:
+def series_rank(s: SeriesInfo, rules: SelectionRules) -> tuple:
     """Sort key among eligible series: thinner, preferred kernel, more slices, lower number."""
     return (
         round(_thickness(s), 2),
@@ -125,7 +135,7 @@ def series_rank(s: "SeriesInfo", rules: SelectionRules) -> tuple:
     )
 
 
-def rejection(s: "SeriesInfo", rules: SelectionRules) -> str | None:
+def rejection(s: SeriesInfo, rules: SelectionRules) -> str | None:
     """Why ``s`` cannot be chosen under ``rules`` (None when it is eligible)."""
     if s.blocking:
         return "cannot be read as a volume: " + "; ".join(s.blocking)
@@ -147,18 +157,18 @@ def rejection(s: "SeriesInfo", rules: SelectionRules) -> str | None:
     return None
 
 
-def _describe(s: "SeriesInfo") -> str:
+def _describe(s: SeriesInfo) -> str:
     thick = _thickness(s)
     thick_s = f"{thick:g} mm" if thick != float("inf") else "unknown thickness"
     return f"{s.n_slices} slices, {thick_s}, kernel {s.kernel or 'unknown'}"
 
 
 def choose_series(
-    series: Sequence["SeriesInfo"],
+    series: Sequence[SeriesInfo],
     rules: SelectionRules,
     *,
     override: str | None = None,
-) -> tuple["SeriesInfo | None", dict[str, str]]:
+) -> tuple[SeriesInfo | None, dict[str, str]]:
     """Choose the series to score among one study's series.
 
     Parameters
@@ -181,21 +191,9 @@ def choose_series(
     ValueError
         When ``override`` names no series of this study.
     """
-    reasons: dict[str, str] = {}
     if override is not None:
-        match = [s for s in series if s.series_uid == override]
-        if not match:
-            raise InvalidArgumentError(
-                f"override series_uid {override!r} is not in this study; its series are "
-                f"{[s.series_uid for s in series]}"
-            )
-        chosen = match[0]
-        for s in series:
-            reasons[s.series_uid] = (
-                f"chosen by user override ({_describe(s)})" if s is chosen else f"passed over: user chose {override}"
-            )
-        return chosen, reasons
-
+        return _chosen_by_override(series, override)
+    reasons: dict[str, str] = {}
     eligible = []
     for s in series:
         why = rejection(s, rules)
@@ -203,40 +201,85 @@ def choose_series(
             eligible.append(s)
         else:
             reasons[s.series_uid] = f"passed over: {why}"
+    eligible = _primary_first(eligible, rules, reasons)
     if not eligible:
         return None, reasons
     lo, hi = rules.thickness_range_mm
     in_range = [s for s in eligible if lo <= _thickness(s) <= hi]
     pool = in_range or eligible
-    ranked = sorted(pool, key=lambda s: series_rank(s, rules))
-    chosen = ranked[0]
-    if in_range:
-        reasons[chosen.series_uid] = (
-            f"chosen: {rules.modality} {rules.orientation} original, {_describe(chosen)}; "
-            f"thinnest in {lo:g}-{hi:g} mm, then kernel preference"
-        )
-    else:
-        reasons[chosen.series_uid] = (
-            f"chosen: {rules.modality} {rules.orientation} original, {_describe(chosen)}; "
-            f"no series within {lo:g}-{hi:g} mm, thinnest available taken"
-        )
+    chosen = min(pool, key=lambda s: series_rank(s, rules))
+    how = (f"thinnest in {lo:g}-{hi:g} mm, then kernel preference" if in_range
+           else f"no series within {lo:g}-{hi:g} mm, thinnest available taken")
+    reasons[chosen.series_uid] = (f"chosen: {rules.modality} {rules.orientation} original, {_describe(chosen)}; {how}"
+                                  + _secondary_note(chosen))
     for s in eligible:
-        if s is chosen:
-            continue
-        if s not in pool:
-            reasons[s.series_uid] = f"passed over: thickness {_thickness(s):g} mm outside {lo:g}-{hi:g} mm"
-            continue
-        a, b = series_rank(s, rules), series_rank(chosen, rules)
-        if a[0] != b[0]:
-            why = f"thicker ({_thickness(s):g} mm vs {_thickness(chosen):g} mm)"
-        elif a[1] != b[1]:
-            why = f"kernel {s.kernel or 'unknown'} ranks below {chosen.kernel or 'unknown'} in kernel_preference"
-        elif a[2] != b[2]:
-            why = f"fewer slices ({s.n_slices} vs {chosen.n_slices})"
-        else:
-            why = f"same thickness, kernel and slices; higher SeriesNumber ({s.series_number} vs {chosen.series_number})"
-        reasons[s.series_uid] = f"passed over: eligible, but {why}"
+        if s is not chosen:
+            reasons[s.series_uid] = "passed over: " + (
+                _ranked_below(s, chosen, rules) if s in pool
+                else f"thickness {_thickness(s):g} mm outside {lo:g}-{hi:g} mm"
+            )
     return chosen, reasons
+
+
+def is_secondary(s: SeriesInfo) -> bool:
+    """True when ImageType value 2 is ``SECONDARY`` (e.g. ``ORIGINAL\\SECONDARY\\AXIAL``)."""
+    return len(s.image_type) > 1 and s.image_type[1] == "SECONDARY"
+
+
+def _primary_first(eligible: list[SeriesInfo], rules: SelectionRules, reasons: dict[str, str]) -> list[SeriesInfo]:
+    """Rule 6: the eligible series left once SECONDARY ones yield to a PRIMARY one (reasons recorded)."""
+    primary = [s for s in eligible if not is_secondary(s)]
+    if not rules.prefer_primary or not primary or len(primary) == len(eligible):
+        return eligible
+    for s in eligible:
+        if is_secondary(s):
+            reasons[s.series_uid] = (
+                f"passed over: SECONDARY (ImageType {_image_type(s)}), and this study has an eligible "
+                "PRIMARY series, which is preferred"
+            )
+    return primary
+
+
+def _secondary_note(chosen: SeriesInfo) -> str:
+    """What the reason adds when the chosen series is SECONDARY (an archive's re-export)."""
+    if not is_secondary(chosen):
+        return ""
+    return (f"; ImageType {_image_type(chosen)}: SECONDARY but not a reformat (an archive's re-export of "
+            "the original images), chosen as this study has no eligible PRIMARY series")
+
+
+def _image_type(s: SeriesInfo) -> str:
+    return "\\".join(s.image_type)
+
+
+def _chosen_by_override(series: Sequence[SeriesInfo], override: str) -> tuple[SeriesInfo, dict[str, str]]:
+    """The series the user named, and a reason for every series of the study."""
+    match = [s for s in series if s.series_uid == override]
+    if not match:
+        raise InvalidArgumentError(
+            f"override series_uid {override!r} is not in this study; its series are "
+            f"{[s.series_uid for s in series]}"
+        )
+    chosen = match[0]
+    reasons = {
+        s.series_uid: f"chosen by user override ({_describe(s)})" if s is chosen else f"passed over: user chose {override}"
+        for s in series
+    }
+    return chosen, reasons
+
+
+def _ranked_below(s: SeriesInfo, chosen: SeriesInfo, rules: SelectionRules) -> str:
+    """Why eligible ``s`` ranks below ``chosen`` (the first key of :func:`series_rank` that differs)."""
+    a, b = series_rank(s, rules), series_rank(chosen, rules)
+    if a[0] != b[0]:
+        why = f"thicker ({_thickness(s):g} mm vs {_thickness(chosen):g} mm)"
+    elif a[1] != b[1]:
+        why = f"kernel {s.kernel or 'unknown'} ranks below {chosen.kernel or 'unknown'} in kernel_preference"
+    elif a[2] != b[2]:
+        why = f"fewer slices ({s.n_slices} vs {chosen.n_slices})"
+    else:
+        why = f"same thickness, kernel and slices; higher SeriesNumber ({s.series_number} vs {chosen.series_number})"
+    return f"eligible, but {why}"
 
 
 def parse_overrides(items: Sequence[str] | None) -> Mapping[str, str]:

@@ -601,23 +601,3 @@ def test_load_scan_of_none_says_no_series_was_chosen():
     with pytest.raises(TypeError, match="source must be a path or a SeriesInfo, got int"):
         load_scan(3)
 
-
-def test_readme_reading_example_runs_on_the_shared_data(monkeypatch, capsys):
-    """The README ``reading`` example, with its placeholder paths pointed at ../shared/data."""
-    import re
-    from pathlib import Path
-
-    data = shared_path("dicom_variants").parent  # skips when the shared data is absent
-    study = shared_path("lidc_idri_0001")
-    nrrd = shared_path("cip_ct64", "ct-64.nrrd")
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    section = readme.split("<!-- section: reading -->", 1)[1].split("<!-- /section: reading -->", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    for placeholder, path in (('"exports/study1"', study), ('"exports/"', data), ('"ct.nii.gz"', nrrd)):
-        assert placeholder in code, placeholder
-        code = code.replace(placeholder, repr(str(path)))
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["study"].chosen is not None and isinstance(namespace["vol"], CTVolume)
-    assert any(st.chosen is None for st in namespace["catalog"].studies)  # the case the example guards against
-    assert "passed over" in capsys.readouterr().out

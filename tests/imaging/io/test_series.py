@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
-from imaging.io.series import SeriesCatalog, SeriesInfo, StudySelection, find_series
+from imaging.io.series import SeriesCatalog, find_series
+from imaging.io.series_info import SeriesInfo, StudySelection
 from imaging.common.errors import NoDicomFoundError
 from imaging.io.load import load_scan
 from imaging.io.selection import SelectionRules, parse_overrides
