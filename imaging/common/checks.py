@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+from typing import Any
 
 import numpy as np
 
-__all__ = ["is_real_number"]
+__all__ = ["is_real_number", "finite_number"]
 
 
 def is_real_number(value: object) -> bool:
@@ -16,3 +18,16 @@ def is_real_number(value: object) -> bool:
     [True, True, True, False, False, False, False]
     """
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def finite_number(value: Any) -> float | None:
+    """A table cell as a finite float, else ``None`` (text, NaN, infinity, missing).
+
+    >>> [finite_number(v) for v in ("2.5", 3, float("nan"), None, "x")]
+    [2.5, 3.0, None, None, None]
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imaging.pipeline.qc import checked_picture_inputs
 from imaging.scoring.opacity import CONSOLIDATION, GGO
 
 __all__ = ["COURSE_WINDOW_HU", "COURSE_LEVELS", "PANEL_NAMES", "PANEL_PX", "CoursePanels", "course_panels",
@@ -118,12 +119,7 @@ def course_panels(hu: np.ndarray, spacing_mm: Sequence[float], lungs: np.ndarray
     -------
     CoursePanels
     """
-    hu = np.asarray(hu)
-    if hu.ndim != 3:
-        raise ValueError(f"hu must be a (Z, Y, X) array, got shape {hu.shape}")
-    for name, arr in (("lungs", lungs), ("opacity", opacity)):
-        if arr is not None and np.shape(arr) != hu.shape:
-            raise ValueError(f"{name} shape {np.shape(arr)} differs from hu shape {hu.shape}")
+    hu = checked_picture_inputs(hu, lungs, opacity)
     sz, sy, sx = (float(s) for s in spacing_mm)
     levels = course_levels(hu.shape, lungs)
     images: dict[str, np.ndarray] = {}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import os
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from imaging.common.checks import finite_number as _number
 from imaging.common.files import atomic_write
 from imaging.pipeline.course_panels import PANEL_NAMES, CoursePanels, read_course_panels
 from imaging.pipeline.qc_names import COURSES_DIR, patient_label
@@ -117,13 +117,6 @@ def course_visits(tasks: Sequence[Any], records: Mapping[str, Mapping[str, Any]]
             error=record.get("error"), panels=None if record.get("error") or not panels else out / panels))
     return visits
 
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _date(text: str | None) -> dt.date | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from imaging.common.checks import finite_number as _number
 from imaging.common.files import atomic_write_text
 from imaging.pipeline.qc_names import COURSES_DIR, GALLERY_FILE, QC_DIR, SCANS_DIR, THUMBS_DIR, patient_label, scan_label
 
@@ -151,14 +152,6 @@ def _text(value: Any) -> str | None:
     text = str(value).strip()
     return text or None
 
-
-def _number(value: Any) -> float | None:
-    """A cell as a finite float, else ``None``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _date(value: Any) -> dt.date | None:

@@ -99,6 +99,16 @@ def _overlay(ax, image: np.ndarray, lungs: np.ndarray | None, opacity: np.ndarra
     ax.set_axis_off()
 
 
+def checked_picture_inputs(hu: np.ndarray, lungs: np.ndarray | None, opacity: np.ndarray | None) -> np.ndarray:
+    """``hu`` as an array, after checking it is 3-D and the masks have its shape."""
+    hu = np.asarray(hu)
+    if hu.ndim != 3:
+        raise ValueError(f"hu must be a (Z, Y, X) array, got shape {hu.shape}")
+    for name, arr in (("lungs", lungs), ("opacity", opacity)):
+        if arr is not None and np.shape(arr) != hu.shape:
+            raise ValueError(f"{name} shape {np.shape(arr)} differs from hu shape {hu.shape}")
+    return hu
+
 def render_qc(path: str | os.PathLike[str], hu: np.ndarray, *, spacing_mm: Sequence[float],
               lungs: np.ndarray | None = None, opacity: np.ndarray | None = None,
               title: str = "", dpi: int = 80, origin_mm: Sequence[float] | None = None,
@@ -135,12 +145,7 @@ def render_qc(path: str | os.PathLike[str], hu: np.ndarray, *, spacing_mm: Seque
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
-    hu = np.asarray(hu)
-    if hu.ndim != 3:
-        raise ValueError(f"hu must be a (Z, Y, X) array, got shape {hu.shape}")
-    for name, arr in (("lungs", lungs), ("opacity", opacity)):
-        if arr is not None and np.shape(arr) != hu.shape:
-            raise ValueError(f"{name} shape {np.shape(arr)} differs from hu shape {hu.shape}")
+    hu = checked_picture_inputs(hu, lungs, opacity)
     sz, sy, sx = (float(s) for s in spacing_mm)
     if min(sz, sy, sx) <= 0:
         raise ValueError(f"spacing_mm must be positive, got {tuple(spacing_mm)}")
