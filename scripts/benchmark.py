@@ -21,8 +21,13 @@ unless ``--no-docs``, with the machine in the caption, and its results as JSON w
        Skipped with a note when the environment is absent.
 ``reading``
     1. Series read: :func:`imaging.load_scan` against SimpleITK's ``ImageSeriesReader`` on
-       the LIDC-IDRI-0001 series (or ``--series``), each run in its own fresh process,
-       alternating, page cache warm; peak = ``VmHWM`` minus the resident size after imports.
+       each series of :data:`READING_SERIES` in ``../shared/data`` (uncompressed, JPEG
+       lossless, JPEG-LS, JPEG 2000; absent ones are skipped with a note) or on the
+       ``--series`` folders: per series, ``--repeats`` runs per reader, each in its own
+       fresh process, the readers alternated run by run, page cache warm; median time,
+       peak = ``VmHWM`` minus the resident size after imports, the ratio load_scan /
+       SimpleITK, and whether both give the same HU voxel for voxel (SimpleITK's image
+       put in load_scan's canonical orientation).
     2. Header scan: ``find_series`` over a synthetic tree of ``--tree-files`` small DICOM
        files (50 studies) in a temporary folder.
 
@@ -30,7 +35,7 @@ Usage::
 
     python scripts/benchmark.py scoring [--repeats 3] [--slices 133 300] [--big] [--workers N]
         [--opacity auto] [--setup-lungmask | --no-lungmask] [--no-throughput]
-    python scripts/benchmark.py reading [--series FOLDER] [--repeats 5] [--tree-files 10000]
+    python scripts/benchmark.py reading [--series FOLDER ...] [--repeats 5] [--tree-files 10000]
 
 Options of both: ``--json PATH``, ``--docs PATH`` (default ``docs/validation.md``),
 ``--no-docs``.  Numbers depend on the machine and its load: the caption says which.
@@ -41,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +54,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_LIDC = REPO.parent / "shared" / "data" / "lidc_idri_0001"
+SHARED_DATA = REPO.parent / "shared" / "data"
+DEFAULT_LIDC = SHARED_DATA / "lidc_idri_0001"
+#: The series ``reading`` measures by default (folders in ``../shared/data``), one per transfer syntax family.
+READING_SERIES: tuple[str, ...] = ("lidc_idri_0001", "ricord_1a_001012", "lidc_idri_0002", "lidc_idri_0003",
+                                   "dicom_variants/jpeg2000_abdomen")
 DEFAULT_VENV = REPO / ".benchmarks" / "lungmask-venv"
 DEFAULT_DOCS = REPO / "docs" / "validation.md"
 SCRIPT = "scripts/benchmark.py"
@@ -149,40 +157,76 @@ def _reader_child(method: str, folder: Path) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _reading_folder(series: Path | None) -> Path:
+def _series_label(path: Path) -> str:
+    """How the table names a series: its path in ``../shared/data``, else as :func:`_shown` does."""
+    path = path.resolve()
+    return str(path.relative_to(SHARED_DATA.resolve())) if path.is_relative_to(SHARED_DATA.resolve()) else _shown(path)
+
+
+def _reading_folder(series: Path) -> Path:
     from imaging.validation.reading import series_folder_in
 
-    folder = series or series_folder_in(DEFAULT_LIDC)
-    if not folder.exists():
-        raise FileNotFoundError(f"error: {folder} does not exist (real data is in ../shared/data)")
-    if not folder.is_dir():
-        raise NotADirectoryError(f"error: --series {folder} is not a folder (give a DICOM series folder)")
+    if not series.exists():
+        raise FileNotFoundError(f"error: {series} does not exist (real data is in ../shared/data)")
+    if not series.is_dir():
+        raise NotADirectoryError(f"error: --series {series} is not a folder (give a DICOM series folder)")
     # absolute: the readers run in child processes started in the repository folder
-    return series_folder_in(folder.resolve())
+    return series_folder_in(series.resolve())
 
 
-def run_reading(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``reading`` subcommand's results (see the module docstring)."""
-    from imaging.common.environment import machine_description
-    from imaging.validation.reading import READERS, time_header_scan, warm_page_cache
+def _reading_folders(series: list[Path] | None, skipped: dict[str, str]) -> list[tuple[str, Path]]:
+    """(label, series folder) of each series to read: ``--series``, else the present defaults.
 
-    folder = _reading_folder(args.series)
-    files = warm_page_cache(folder)
+    An absent default series is noted in ``skipped``; an absent ``--series`` is an error.
+    """
+    if series:
+        return [(_series_label(path), _reading_folder(path)) for path in series]
+    chosen = []
+    for name in READING_SERIES:
+        if (SHARED_DATA / name).is_dir():
+            chosen.append((name, _reading_folder(SHARED_DATA / name)))
+        else:
+            skipped[name] = f"{_shown(SHARED_DATA / name)} is absent"
+    if not chosen:
+        raise FileNotFoundError(f"error: none of the default series is in {_shown(SHARED_DATA)} "
+                                f"(real data is in ../shared/data; --series picks others)")
+    return chosen
+
+
+def _time_readers(folder: Path, repeats: int) -> dict[str, list[dict[str, Any]]]:
+    """``repeats`` runs of each reader on one series, alternated run by run, each in a fresh process."""
+    from imaging.validation.reading import READERS
+
     runs: dict[str, list[dict[str, Any]]] = {method: [] for method in READERS}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for method in runs:
             try:
                 runs[method].append(_reader_child(method, folder))
             except subprocess.CalledProcessError as exc:
                 last = (exc.stderr or "").strip().splitlines()[-1:] or ["(no message)"]
                 raise RuntimeError(f"error: {method} could not read {folder}: {last[0]}") from None
-    readers = {method: {"median_seconds": statistics.median(r["seconds"] for r in rs),
-                        "min_seconds": min(r["seconds"] for r in rs), "peak_mib": max(r["peak_mib"] for r in rs),
-                        "shape": rs[0]["shape"], "dtype": rs[0]["dtype"], "runs": rs}
-               for method, rs in runs.items()}
-    results = {"machine": machine_description(), "series": _shown(folder), "files": files, "repeats": args.repeats,
-               "readers": readers,
-               "ratio": readers["load_scan"]["median_seconds"] / readers["sitk"]["median_seconds"]}
+    return runs
+
+
+def _measure_series(label: str, folder: Path, repeats: int) -> dict[str, Any]:
+    """One series: its files, both readers' times and peaks, their ratio, and the HU check."""
+    from imaging.validation.reading import compare_readers, summarize_runs, warm_page_cache
+
+    _say("reading", f"{label}: {repeats} runs per reader ...")
+    files = warm_page_cache(folder)
+    measured = summarize_runs(_time_readers(folder, repeats))
+    return {"name": label, "folder": _shown(folder), "files": files, **measured, **compare_readers(folder)}
+
+
+def run_reading(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``reading`` subcommand's results (see the module docstring)."""
+    from imaging.common.environment import machine_description
+    from imaging.validation.reading import time_header_scan
+
+    skipped: dict[str, str] = {}
+    folders = _reading_folders(args.series, skipped)
+    results: dict[str, Any] = {"machine": machine_description(), "repeats": args.repeats, "skipped": skipped,
+                               "series": [_measure_series(label, folder, args.repeats) for label, folder in folders]}
     if args.tree_files > 0:
         _say("reading", f"header scan over {args.tree_files} files ...")
         results["header_scan"] = time_header_scan(args.tree_files)
@@ -225,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--no-throughput", action="store_true")
     scoring.add_argument("--_stages", type=Path, default=None, help=argparse.SUPPRESS)
     reading = sub.add_parser("reading", help="load_scan against SimpleITK; the header scan")
-    reading.add_argument("--series", type=Path, default=None, help="series folder (default: LIDC-IDRI-0001)")
+    reading.add_argument("--series", type=Path, nargs="+", default=None,
+                         help="series folders (default: the READING_SERIES in ../shared/data)")
     reading.add_argument("--repeats", type=_positive_int, default=5, help="runs per reader")
     reading.add_argument("--tree-files", type=int, default=10000, help="files in the header-scan tree (0 skips)")
     reading.add_argument("--_child", choices=("load_scan", "sitk"), help=argparse.SUPPRESS)
@@ -265,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reading" and args._child is not None:  # child process: one read
         from imaging.validation.reading import time_reader
 
-        print(json.dumps(time_reader(args._child, args.series)))
+        print(json.dumps(time_reader(args._child, args.series[0])))
         return 0
     start = time.perf_counter()
     try:

@@ -21,8 +21,14 @@ unless ``--no-docs``, and its results as JSON with ``--json PATH``):
 ``trial``
     The sample trial (``sample_data/``) scored with each lung × opacity method pair,
     percent opacity against ``truth.csv``.
+``real-anatomy``
+    COVID-19-like lesions inserted into the near-healthy real chests (``lidc_idri_0001``
+    to ``0003``) at 0-60 % involvement (:mod:`imaging.phantom.hybrid`), scored against
+    that truth: percent opacity error, lung Dice, inserted lesion inside the lung mask
+    (all of it, and the part against heart, mediastinum and diaphragm).  About 15 min per
+    lung method on 2 cores; not part of ``all``.
 ``all``
-    The three above with their defaults (``--json`` writes one file with three keys).
+    ``lungs``, ``opacity`` and ``trial`` with their defaults (``--json`` writes one file with three keys).
 
 Usage::
 
@@ -30,6 +36,7 @@ Usage::
         [--seeds 2] [--skip lidc] [--sample-trial [FOLDER]]
     python scripts/validate.py opacity [--weights CKPT] [--threads 2] [--lesion-threshold T] [--skip covid]
     python scripts/validate.py trial [--sample FOLDER] [--lungs classical model] [--opacity density model]
+    python scripts/validate.py real-anatomy [--scans lidc_idri_0003] [--levels 0 30] [--lung-weights CKPT]
     python scripts/validate.py all
 
 Options of every subcommand: ``--data`` (the shared data folder, default ``../shared/data``
@@ -142,7 +149,41 @@ def run_trial(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return {"pairs": pairs, "scans": table.to_dict("records")}, report.truth_markdown(pairs)
 
 
-RUNNERS = {"lungs": run_lungs, "opacity": run_opacity, "trial": run_trial}
+# ----------------------------------------------------------------------------- real anatomy
+
+
+def run_real_anatomy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The ``real-anatomy`` subcommand: lesions inserted into real chests, scored against truth."""
+    from imaging.io.load import load_scan
+    from imaging.phantom.real_lungs import healthy_lungs
+    from imaging.validation import real_anatomy as ra
+    from imaging.validation.markdown import markdown_table
+
+    methods = {name: {"lung_method": name} for name in args.lung_methods}
+    if args.lung_weights is not None:
+        methods["learned 2.5-D lungs"] = {"lung_fn": ra.learned_lungs(args.lung_weights)}
+    rows: list[dict[str, Any]] = []
+    for scan in args.scans:
+        if not (args.data / scan).exists():
+            raise FileNotFoundError(f"{args.data / scan} not found")
+        _say("real-anatomy", f"{scan} ...")
+        volume = load_scan(args.data / scan)
+        lungs = healthy_lungs(volume)
+        if args.pictures is not None:
+            ra.render_truth_review(args.pictures / f"{scan}_reference_lungs.png", volume, lungs,
+                                   title=f"{scan}: reference lungs (cyan)")
+        for label, options in methods.items():
+            rows += [{"lungs": label, **r} for r in ra.evaluate_scan(volume, scan, involvements=args.levels,
+                                                                     lungs=lungs, **options)]
+    parts = []
+    for label in methods:
+        summary = ra.summarise_real_anatomy([r for r in rows if r["lungs"] == label])
+        parts.append(f"**{label} lungs, density bands inside** (scans: {', '.join(args.scans)})\n\n"
+                     + markdown_table(summary, digits=3))
+    return {"cases": rows}, "\n\n".join(parts)
+
+
+RUNNERS = {"lungs": run_lungs, "opacity": run_opacity, "trial": run_trial, "real-anatomy": run_real_anatomy}
 
 
 # ----------------------------------------------------------------------------- command line
@@ -168,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     from imaging.scoring.lungs import LUNG_METHODS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,all}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,all}")
     lungs = sub.add_parser("lungs", help="lung methods on real scans and phantoms")
     lungs.add_argument("--methods", nargs="+", default=None, choices=LUNG_CHOICES,
                        help="lung methods (default: classical_basic and classical, plus hybrid and "
@@ -190,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="trial folder with truth.csv")
     trial.add_argument("--lungs", nargs="+", default=["classical", "model"], choices=LUNG_METHODS)
     trial.add_argument("--opacity", nargs="+", default=["density", "model"], choices=["auto", "density", "model"])
+    real = sub.add_parser("real-anatomy", help="lesions inserted into real chests, against truth (~15 min)")
+    real.add_argument("--scans", nargs="+", default=["lidc_idri_0001", "lidc_idri_0002", "lidc_idri_0003"])
+    real.add_argument("--levels", nargs="+", type=float, default=[0, 5, 15, 30, 45, 60],
+                      help="involvement (%% of the lungs)")
+    real.add_argument("--lung-methods", nargs="+", default=["classical"], choices=LUNG_METHODS)
+    real.add_argument("--lung-weights", type=Path, default=None,
+                      help="also score with the lungs of a 2.5-D network checkpoint (scripts/train_lungs.py)")
+    real.add_argument("--pictures", type=Path, default=None,
+                      help="write a review picture of each scan's reference lungs into this folder")
     sub.add_parser("all", help="lungs, opacity and trial with their defaults")
     for sub_parser in sub.choices.values():
         _add_common(sub_parser)
@@ -215,7 +265,8 @@ def run_one(args: argparse.Namespace, command: str) -> tuple[int, dict[str, Any]
         atomic_write_json(args.json, results)
     if not args.no_docs:
         caption = run_caption(command, seconds, machine_description())
-        write_generated(args.docs, f"{SCRIPT} {args.command}", f"{caption}\n\n{markdown}")
+        section = args.command + (" --lung-weights" if getattr(args, "lung_weights", None) else "")
+        write_generated(args.docs, f"{SCRIPT} {section}", f"{caption}\n\n{markdown}")
         _say(args.command, f"tables written into {args.docs}")
     return 0, results
 

@@ -3,12 +3,17 @@
 :func:`time_reader` reads one series folder once with one reader and returns its time and
 peak memory; call it in a fresh process per run (``scripts/benchmark.py reading`` does,
 alternating the readers), so the peak of one reader is not the other's.
-:func:`time_header_scan` writes a synthetic tree of small DICOM files and times
+:func:`summarize_runs` turns the runs of both readers into medians, peaks and their ratio.
+:func:`compare_readers` checks that both readers give the same HU, voxel for voxel, once
+SimpleITK's image is put in the canonical orientation :func:`~imaging.io.load.load_scan`
+returns.  :func:`time_header_scan` writes a synthetic tree of small DICOM files and times
 :func:`imaging.io.series.find_series` over it.
 """
 
 from __future__ import annotations
 
+import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -16,8 +21,8 @@ from typing import Any
 
 from imaging.validation.memory import proc_status_kib
 
-__all__ = ["READERS", "time_reader", "series_folder_in", "warm_page_cache", "write_header_tree",
-           "time_header_scan"]
+__all__ = ["READERS", "time_reader", "summarize_runs", "compare_readers", "series_folder_in", "warm_page_cache",
+           "write_header_tree", "time_header_scan"]
 
 #: The readers compared: ours, and SimpleITK's series reader.
 READERS = ("load_scan", "sitk")
@@ -30,7 +35,9 @@ def time_reader(method: str, folder: str | Path) -> dict[str, Any]:
     -------
     dict
         ``method``, ``seconds``, ``peak_mib`` (resident high-water mark minus the
-        resident size before reading), ``shape`` and ``dtype`` of the voxels.
+        resident size before reading), ``worker_peak_mib`` (the resident peak of the
+        largest worker process :func:`~imaging.io.load.load_scan` decoded in, not part of
+        ``peak_mib``; 0 when none was started), ``shape`` and ``dtype`` of the voxels.
     """
     import numpy as np  # noqa: F401  (imports outside the timed region)
     import SimpleITK as sitk
@@ -50,7 +57,66 @@ def time_reader(method: str, folder: str | Path) -> dict[str, Any]:
         shape, dtype = array.shape, str(array.dtype)
     seconds = time.perf_counter() - start
     peak = (proc_status_kib("VmHWM", default=0) - base) / 1024
-    return {"method": method, "seconds": seconds, "peak_mib": peak, "shape": list(shape), "dtype": dtype}
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    return {"method": method, "seconds": seconds, "peak_mib": peak, "worker_peak_mib": workers,
+            "shape": list(shape), "dtype": dtype}
+
+
+def summarize_runs(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Medians and peaks of the runs of each reader (from :func:`time_reader`), and their ratio.
+
+    Parameters
+    ----------
+    runs : dict
+        Reader (``"load_scan"``, ``"sitk"``) -> its runs, one dict per run.
+
+    Returns
+    -------
+    dict
+        ``readers``: per reader ``median_seconds``, ``min_seconds``, ``peak_mib`` (the
+        largest of its runs, MiB), ``worker_peak_mib``, ``shape``, ``dtype`` and the raw
+        ``runs``; ``ratio``: median seconds of load_scan / median seconds of SimpleITK.
+    """
+    readers = {method: {"median_seconds": statistics.median(r["seconds"] for r in rs),
+                        "min_seconds": min(r["seconds"] for r in rs),
+                        "peak_mib": max(r["peak_mib"] for r in rs),
+                        "worker_peak_mib": max(r.get("worker_peak_mib", 0.0) for r in rs),
+                        "shape": rs[0]["shape"], "dtype": rs[0]["dtype"], "runs": rs}
+               for method, rs in runs.items()}
+    ratio = readers["load_scan"]["median_seconds"] / readers["sitk"]["median_seconds"]
+    return {"readers": readers, "ratio": ratio}
+
+
+def compare_readers(folder: str | Path) -> dict[str, Any]:
+    """Read the series with both readers and compare their HU, voxel for voxel.
+
+    SimpleITK's image (sorted along the slice normal, rescale applied) is put in the
+    canonical orientation (:meth:`~imaging.common.volume.CTVolume.canonical`) that
+    :func:`~imaging.io.load.load_scan` returns, then compared with it.
+
+    Returns
+    -------
+    dict
+        ``transfer_syntax`` (its name), ``shape`` (load_scan's), ``same_grid`` (same shape,
+        and spacing and origin within 1e-3 mm), ``same_hu`` (same grid and every voxel
+        equal) and ``max_abs_diff_hu`` (largest |difference|, HU; None when the grids differ).
+    """
+    import numpy as np
+    import SimpleITK as sitk
+
+    from imaging.common.volume import CTVolume
+    from imaging.io.load import load_scan
+    from imaging.io.series_info import syntax_name
+
+    ours = load_scan(folder)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    theirs = CTVolume.from_sitk(reader.Execute()).canonical()
+    same_grid = (ours.shape == theirs.shape and np.allclose(ours.spacing_mm, theirs.spacing_mm, atol=1e-3)
+                 and np.allclose(ours.origin_mm, theirs.origin_mm, atol=1e-3))
+    diff = float(np.abs(ours.hu.astype(np.float64) - theirs.hu).max()) if ours.shape == theirs.shape else None
+    return {"transfer_syntax": syntax_name(ours.info.transfer_syntax or "unknown"), "shape": list(ours.shape),
+            "same_grid": bool(same_grid), "same_hu": bool(same_grid and diff == 0), "max_abs_diff_hu": diff}
 
 
 def series_folder_in(root: str | Path) -> Path:

@@ -13,7 +13,7 @@ small real nodules (a few tenths of a point at most on these scans).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "evaluate_scan",
     "summarise_real_anatomy",
     "render_truth_review",
+    "learned_lungs",
 ]
 
 #: The near-healthy real scans of ``../shared/data`` that lesions are inserted into.
@@ -39,8 +40,12 @@ REAL_ANATOMY_SCANS: tuple[str, ...] = ("lidc_idri_0001", "lidc_idri_0002", "lidc
 INVOLVEMENTS_PCT: tuple[float, ...] = (0.0, 5.0, 15.0, 30.0, 45.0, 60.0)
 
 
-def evaluate_case(case: HybridCase, *, lung_method: str = "auto", opacity_method: str = "auto") -> dict[str, Any]:
+def evaluate_case(case: HybridCase, *, lung_method: str = "auto", opacity_method: str = "auto",
+                  lung_fn: Callable[[CTVolume], np.ndarray] | None = None) -> dict[str, Any]:
     """Score one case with :func:`imaging.score_scan` and compare with its truth.
+
+    ``lung_fn``, when given, returns lung labels (0 / 1 right / 2 left) for the volume
+    (e.g. a learned lung mask), which the score then uses instead of ``lung_method``.
 
     Returns
     -------
@@ -52,7 +57,10 @@ def evaluate_case(case: HybridCase, *, lung_method: str = "auto", opacity_method
     """
     from imaging.scoring.scores import score_scan
 
-    score = score_scan(case.volume, lung_method=lung_method, opacity_method=opacity_method)
+    if lung_fn is not None:
+        score = score_scan(case.volume, lung_labels=lung_fn(case.volume), opacity_method=opacity_method)
+    else:
+        score = score_scan(case.volume, lung_method=lung_method, opacity_method=opacity_method)
     lungs = np.asarray(score.masks["lungs"]) > 0
     lesion = case.ggo | case.consolidation
     ml = case.volume.voxel_volume_ml
@@ -92,7 +100,7 @@ def evaluate_scan(volume: CTVolume, name: str, *, involvements: Sequence[float] 
     lungs : ndarray of bool, optional
         Reviewed reference lungs; computed with :func:`healthy_lungs` when not given.
     **score_options
-        ``lung_method`` / ``opacity_method`` for :func:`evaluate_case`.
+        ``lung_method`` / ``opacity_method`` / ``lung_fn`` for :func:`evaluate_case`.
     """
     lungs = healthy_lungs(volume) if lungs is None else lungs
     rows = []
@@ -166,3 +174,29 @@ def _panel(ax: Any, image: np.ndarray, lungs: np.ndarray, other: np.ndarray | No
         ax.contour(other, [0.5], colors="red", linewidths=0.7)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
+
+
+def learned_lungs(checkpoint: str | Path) -> Callable[[CTVolume], np.ndarray]:
+    """A ``lung_fn`` for :func:`evaluate_case`: the 2.5-D network's lungs, split right / left.
+
+    The network (:mod:`models.lung25d`) labels lung, ground-glass and consolidation; its
+    lungs are all three, kept in components of at least 1 % of the largest, and split by
+    :func:`imaging.scoring.lung_sides.split_lungs`.
+    """
+    from scipy import ndimage as ndi
+
+    from imaging.scoring.lung_sides import split_lungs
+    from models.lung25d import load_lung25d, predict_classes25d
+
+    net = load_lung25d(checkpoint)
+
+    def lung_fn(volume: CTVolume) -> np.ndarray:
+        lungs = predict_classes25d(net, volume.hu, tuple(volume.spacing_mm)) > 0
+        labels, n = ndi.label(lungs)
+        if n:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            lungs = np.isin(labels, np.flatnonzero(sizes >= 0.01 * sizes.max()))
+        return split_lungs(lungs, spacing_mm=volume.spacing_mm)
+
+    return lung_fn

@@ -26,10 +26,27 @@ def test_lungs_tables_leave_the_raw_phantom_rows_out():
     assert "| 99 |" not in text and "**Phantoms**" in text and "**other**:" in text
 
 
-def test_network_and_reading_text():
+def test_network_text():
     text = network_markdown({"weights": "w.pt", "skipped": {"covid": "x not found"}})
     assert "Weights `w.pt`" in text and "| covid: skipped | x not found |" in text
-    reader = {"median_seconds": 0.1, "min_seconds": 0.1, "peak_mib": 70.0, "shape": [4, 16, 16], "dtype": "int16"}
-    text = reading_markdown({"series": "s", "files": 4, "repeats": 1, "ratio": 0.5,
-                             "readers": {"load_scan": reader, "sitk": reader}})
-    assert "| load_scan |" in text and "(4, 16, 16)" in text and "ratio load_scan / SimpleITK" in text
+
+
+def _series(name, same_hu=True, diff=0.0, workers=0.0):
+    reader = {"median_seconds": 0.1, "min_seconds": 0.1, "peak_mib": 70.0, "worker_peak_mib": workers,
+              "shape": [4, 16, 16], "dtype": "int16"}
+    return {"name": name, "files": 4, "transfer_syntax": "JPEG-LS Lossless", "shape": [4, 16, 16], "ratio": 0.5,
+            "readers": {"load_scan": reader, "sitk": dict(reader, median_seconds=0.2, dtype="int32")},
+            "same_grid": True, "same_hu": same_hu, "max_abs_diff_hu": diff}
+
+
+def test_reading_one_row_per_series():
+    text = reading_markdown({"repeats": 5, "series": [_series("a"), _series("b", False, 2.0, workers=50.0)],
+                             "skipped": {"c": "absent"},
+                             "header_scan": {"files": 60, "studies": 50, "scan_seconds": 0.1, "ms_per_file": 1.6,
+                                             "write_seconds": 0.3}})
+    assert "median of 5 runs per reader" in text
+    assert "| a | JPEG-LS Lossless | 4 × 16 × 16 | 4 | 0.10 | 0.20 | 0.50 | 70 | 70 | yes |" in text
+    assert "| b |" in text and "**no** (max \\|Δ\\| 2 HU)" in text
+    assert "Voxel types: load_scan int16; SimpleITK int32." in text
+    assert "b 50 MiB" in text and "Not measured: c (absent)." in text
+    assert "find_series over 60 files (50 studies)" in text
