@@ -12,6 +12,9 @@ lungs_classical
 lung_grid
     The ~2 mm working grid of the classical mask (block means, upsampling) and the air
     inside the body.
+lung_chest
+    The chest part of a longer scan (whole-body, PET/CT): the patient without the table,
+    no head air above the lungs nor bowel gas below them.
 lung_sides
     :func:`~imaging.scoring.lung_sides.split_lungs` (right / left) and the body's midline.
 lung_repair

@@ -59,6 +59,11 @@ __all__ = [
     "HU_MEDIASTINUM_WINDOW",
     "OPACITY_RIM_TRIM_NET_PX",
     "LUNG_COMPONENT_MIN_AERATED_FRACTION",
+    "PATIENT_SHELL_MAX_MM",
+    "TRACHEA_AREA_MM2",
+    "HEAD_AIR_ABOVE_APEX_MM",
+    "AIRWAY_KEPT_ABOVE_APEX_MM",
+    "LUNGS_PART_OF_VOLUME_MAX_FRACTION",
 ]
 
 #: Air, HU (definition of the Hounsfield scale).
@@ -151,6 +156,24 @@ HU_AIRWAY_MIN: float = -995.0
 #: bronchi ~ 20 mL; anatomical dead space ~ 150 mL includes mouth and pharynx).
 AIRWAY_MAX_ML: float = 150.0
 
+#: Trachea cross-section, mm²: an axial air component of this area (10-32 mm across) near
+#: the body midline on the upper slices seeds the airway (adult trachea 13-25 mm across,
+#: Breatnach et al., AJR 1984); above the lungs a slice whose only air is one such
+#: component is the neck (the end of the chest, :mod:`imaging.scoring.lung_chest`).
+TRACHEA_AREA_MM2: tuple[float, float] = (80.0, 800.0)
+#: Tissue thinner than this, mm, is not the patient (measured, not cited): the shell of a
+#: hollow carbon-fibre table (walls 1.5-3 mm, up to ~5 mm wide after the scanner's blur
+#: on 4 mm slices) and of cushions, whose enclosed air would otherwise be "air inside the
+#: body" (a PET/CT attenuation CT read as 4.9 L of lungs; the thinnest chest wall, skin to
+#: pleura, is over 10 mm).
+PATIENT_SHELL_MAX_MM: float = 6.0
+#: Air reaching more than this above the lung apices, mm, is a neck and head in the volume
+#: (a chest CT starts a few cm above the apices; the pharynx lies 7-10 cm, the nasal
+#: cavity and sinuses 15-20 cm above them): the air above the apices is then cut off.
+HEAD_AIR_ABOVE_APEX_MM: float = 60.0
+#: When the air above the apices is cut off, this much of it is kept, mm, so the airway
+#: search (step 3) finds the trachea above the lungs as on a chest CT.
+AIRWAY_KEPT_ABOVE_APEX_MM: float = 20.0
 #: An air-filled component inside the body is a lung candidate when at least this big, mL
 #: (smaller pockets: bowel gas, oesophagus, fragments).
 LUNG_MIN_COMPONENT_ML: float = 30.0
@@ -282,3 +305,9 @@ OPACITY_RIM_TRIM_NET_PX: int = 2
 #: volume 5,072 -> 3,833 mL, opacity 8.4 -> 3.6 %) while keeping >= 98.8 % of the
 #: predicted lesion on phantoms with 5-30 % opacity (models/weights/MODEL_CARD.md).
 LUNG_COMPONENT_MIN_AERATED_FRACTION: float = 0.2
+#: A scan whose lungs span less than this fraction of its slices holds much more than a
+#: chest (whole-body or PET/CT attenuation CT, chest-abdomen-pelvis): flagged
+#: ``lungs_in_part_of_volume``, the score is of its chest part.  A chest CT's lungs span
+#: most of its slices (the four real chest scans of the test data: 80-87 %; about 70 %
+#: when the upper abdomen is covered too); a whole-body scan's about a quarter.
+LUNGS_PART_OF_VOLUME_MAX_FRACTION: float = 0.5

@@ -8,9 +8,16 @@ Methods (``segment_lungs(method=...)``):
 
     1. air-like voxels (< ``HU_LUNG_THRESHOLD``) that do not touch the in-plane image
        border on their axial slice (removes outside air, the field-of-view circle, the
-       air under the table);
+       air under the table) and that the patient encloses on that slice (the patient:
+       the largest 3-D component of the tissue thicker than ``PATIENT_SHELL_MAX_MM``,
+       grown back over its thin parts; removes the air inside a hollow table's shell);
     2. 3-D components of at least ``LUNG_MIN_COMPONENT_ML``; gas-only components below
-       the lungs (bowel gas) are dropped;
+       the lungs (bowel gas) are dropped, and on a longer scan (whole-body, PET/CT)
+       those wholly below or above the largest component and, when air reaches more than
+       ``HEAD_AIR_ABOVE_APEX_MM`` above the lung apices (the first slice above the
+       lungs whose only air is one trachea-sized component, ``TRACHEA_AREA_MM2``),
+       the air higher than ``AIRWAY_KEPT_ABOVE_APEX_MM`` above them (larynx, pharynx,
+       nasal cavity, sinuses);
     3. the trachea is found on the upper slices (a small round air component near the
        midline) and the airway is grown from it with explosion control
        (``HU_AIRWAY_START`` lowered towards ``HU_AIRWAY_MIN`` until it stays under
@@ -77,8 +84,10 @@ ventral / dorsal halves of its antero-posterior extent on each slice.
 Code: this module checks the arguments, dispatches the methods and runs the learned
 model's route; the classical pipeline and steps 2-3 are in
 :mod:`imaging.scoring.lungs_classical`, the ~2 mm working grid and step 1 in
-:mod:`imaging.scoring.lung_grid`, step 4 in :mod:`imaging.scoring.lung_sides`, steps
-5-6 in :mod:`imaging.scoring.lung_repair`, the zones in :mod:`imaging.scoring.lung_zones`.
+:mod:`imaging.scoring.lung_grid`, the patient and the chest part of a longer scan
+(steps 1 and 2) in :mod:`imaging.scoring.lung_chest`, step 4 in
+:mod:`imaging.scoring.lung_sides`, steps 5-6 in :mod:`imaging.scoring.lung_repair`,
+the zones in :mod:`imaging.scoring.lung_zones`.
 
 Evaluation: README section ``scoring`` and ``scripts/validate.py lungs``.
 """

@@ -2,9 +2,11 @@
 
 :func:`classical_lungs_canonical` runs the six steps described in
 :mod:`imaging.scoring.lungs` on a canonical volume taken down to the working grid
-(:mod:`imaging.scoring.lung_grid`): the air inside the body (1), its large components
-without bowel gas (2, :func:`_lung_components`), the trachea and main bronchi found and
-removed (3, :func:`_remove_airway`), the right / left split (4,
+(:mod:`imaging.scoring.lung_grid`): the air inside the body (1) that the patient
+encloses (1b, :mod:`imaging.scoring.lung_chest`: not the air in the table), its large
+components without bowel gas (2, :func:`_lung_components`) and only in the chest (2b:
+not the neck and head above the lungs nor the bowel below them), the trachea and main
+bronchi found and removed (3, :func:`_remove_airway`), the right / left split (4,
 :mod:`imaging.scoring.lung_sides`), the dense-disease repairs (5 and 6,
 :mod:`imaging.scoring.lung_repair`), and takes the labels back to the input grid.
 """
@@ -17,6 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from imaging.scoring import constants as C
+from imaging.scoring.lung_chest import chest_part, patient_interior
 from imaging.scoring.lung_grid import block_mean, inside_air, upsample_labels, working_factors
 from imaging.scoring.lung_repair import envelope_repair, fill_holes_and_bays
 from imaging.scoring.lung_sides import midline_from_body, split_lungs
@@ -55,9 +58,11 @@ def classical_lungs_canonical(hu: np.ndarray, spacing: Sequence[float], *, thres
     ls = tuple(s * f for s, f in zip(spacing, factors))
     voxel_ml = float(np.prod(ls)) / 1000.0
     inside, body = inside_air(low, threshold_hu)
+    inside &= patient_interior(low, threshold_hu, ls)
     cand = _lung_components(inside, low, voxel_ml)
     if cand is None:
         return np.zeros(hu.shape, dtype=np.uint8)
+    cand = chest_part(cand, ls)
     cand = _remove_airway(cand, low, body, ls, voxel_ml)
     labels = split_lungs(cand, spacing_mm=ls, midline_x=midline_from_body(body, cand))
     labels = fill_holes_and_bays(labels, low, body, ls)
@@ -125,7 +130,7 @@ def _find_trachea(inside: np.ndarray, body: np.ndarray, spacing: Sequence[float]
         for i, sl in enumerate(objs, start=1):
             comp = lab[sl] == i
             area_mm2 = comp.sum() * px_mm2
-            if not 80.0 <= area_mm2 <= 800.0:  # trachea: 10-32 mm diameter
+            if not C.TRACHEA_AREA_MM2[0] <= area_mm2 <= C.TRACHEA_AREA_MM2[1]:  # 10-32 mm across
                 continue
             h = (sl[0].stop - sl[0].start) * spacing[1]
             w = (sl[1].stop - sl[1].start) * spacing[2]

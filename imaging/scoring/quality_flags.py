@@ -4,7 +4,8 @@ A score is only as good as the scan: :func:`acquisition_flags` flags thick slice
 coarse pixels (``thick_slices``, ``coarse_pixels``); :func:`lung_flags` flags what the
 lungs found show about the scan (``implausible_lung_volume``, ``lungs_cut_off_by_fov``,
 ``blank_slices``, ``gas_like_lungs``, ``one_lung_missing``, ``contrast_suspected`` from
-the mediastinum's median HU, :func:`mediastinum_median_hu`).  :func:`not_a_chest_message`
+the mediastinum's median HU, :func:`mediastinum_median_hu`, ``lungs_in_part_of_volume``:
+a whole-body or PET/CT scan scored on its chest part).  :func:`not_a_chest_message`
 explains a scan whose lungs total under ``NOT_A_CHEST_MAX_LUNG_ML``.  Every limit is in
 :mod:`imaging.scoring.constants`; the flags end up in
 :attr:`imaging.scoring.scan_score.ScanScore.quality_flags`.
@@ -55,8 +56,11 @@ def lung_flags(volume: CTVolume, labels: np.ndarray, *, lung_ml: float, right_ml
     """Flags of the lungs found, in this order: ``implausible_lung_volume`` (outside
     ``LUNG_VOLUME_PLAUSIBLE_ML``), ``lungs_cut_off_by_fov``, ``blank_slices``,
     ``gas_like_lungs`` (median under ``HU_GAS_MAX``), ``one_lung_missing`` (one lung
-    under 10 % of the total) and ``contrast_suspected`` (mediastinum median over
-    ``HU_CONTRAST_SUSPECTED``).
+    under 10 % of the total), ``contrast_suspected`` (mediastinum median over
+    ``HU_CONTRAST_SUSPECTED``) and ``lungs_in_part_of_volume`` (the lungs span under
+    ``LUNGS_PART_OF_VOLUME_MAX_FRACTION`` of the slices: a whole-body, PET/CT or
+    chest-abdomen-pelvis scan, scored on its chest part,
+    :mod:`imaging.scoring.lung_chest`).
 
     Parameters
     ----------
@@ -93,7 +97,18 @@ def lung_flags(volume: CTVolume, labels: np.ndarray, *, lung_ml: float, right_ml
         flags.append("one_lung_missing")
     if math.isfinite(mediastinum_hu) and mediastinum_hu > C.HU_CONTRAST_SUSPECTED:
         flags.append("contrast_suspected")
+    if _lung_span_fraction(labels_c) < C.LUNGS_PART_OF_VOLUME_MAX_FRACTION:
+        flags.append("lungs_in_part_of_volume")
     return flags
+
+
+def _lung_span_fraction(labels: np.ndarray) -> float:
+    """Fraction of the axial slices (canonical array) from the lungs' first to their last
+    slice; 1.0 when there is no lung (nothing to tell)."""
+    zs = np.flatnonzero(labels.any(axis=(1, 2)))
+    if zs.size == 0:
+        return 1.0
+    return float(zs[-1] - zs[0] + 1) / labels.shape[0]
 
 
 def not_a_chest_message(volume: CTVolume, lung_ml: float) -> str:
