@@ -53,6 +53,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imaging.validation.markdown import positive_int
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_LIDC = SHARED_DATA / "lidc_idri_0001"
@@ -236,12 +238,6 @@ def run_reading(args: argparse.Namespace) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- command line
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
@@ -259,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--slices", nargs="*", type=int, default=[133, 300],
                          help="phantom slice counts (512 x 512, 0.7 mm in-plane; 2.5 mm slices up to 200, else 1 mm)")
     scoring.add_argument("--big", action="store_true", help="also a 512 x 512 x 600 phantom (peak memory target)")
-    scoring.add_argument("--repeats", type=_positive_int, default=3, help="runs per stage (median time)")
-    scoring.add_argument("--workers", type=_positive_int, default=None, help="processes for the throughput run")
+    scoring.add_argument("--repeats", type=positive_int, default=3, help="runs per stage (median time)")
+    scoring.add_argument("--workers", type=positive_int, default=None, help="processes for the throughput run")
     scoring.add_argument("--opacity", choices=("auto", "model", "density"), default="auto",
                          help="opacity method of score_scan (auto: density bands)")
     scoring.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="lungmask virtual environment")
@@ -271,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     reading = sub.add_parser("reading", help="load_scan against SimpleITK; the header scan")
     reading.add_argument("--series", type=Path, nargs="+", default=None,
                          help="series folders (default: the READING_SERIES in ../shared/data)")
-    reading.add_argument("--repeats", type=_positive_int, default=5, help="runs per reader")
+    reading.add_argument("--repeats", type=positive_int, default=5, help="runs per reader")
     reading.add_argument("--tree-files", type=int, default=10000, help="files in the header-scan tree (0 skips)")
     reading.add_argument("--_child", choices=("load_scan", "sitk"), help=argparse.SUPPRESS)
     for sub_parser in (scoring, reading):

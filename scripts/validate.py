@@ -53,6 +53,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imaging.validation.markdown import positive_int
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_SAMPLE = REPO / "sample_data"
@@ -189,12 +191,6 @@ RUNNERS = {"lungs": run_lungs, "opacity": run_opacity, "trial": run_trial, "real
 # ----------------------------------------------------------------------------- command line
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
@@ -223,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default folder: sample_data/; 36 scans, about 1 minute per lung method)")
     opacity = sub.add_parser("opacity", help="the opacity network")
     opacity.add_argument("--weights", default=None, help="checkpoint (default: shipped)")
-    opacity.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads")
+    opacity.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     opacity.add_argument("--lesion-threshold", type=float, default=None,
                          help="override the lesion threshold recorded in the weights")
     opacity.add_argument("--skip", nargs="*", default=[], choices=["lidc", "covid", "phantoms", "cip"])

@@ -37,7 +37,7 @@ from typing import Any
 
 from imaging.common.files import atomic_write_text
 
-__all__ = ["markdown_table", "generated_markers", "replace_generated", "write_generated", "run_caption",
+__all__ = ["positive_int", "markdown_table", "generated_markers", "replace_generated", "write_generated", "run_caption",
            "shown_command"]
 
 
@@ -121,3 +121,17 @@ def shown_command(script: str, argv: Sequence[str], *, output_options: Sequence[
         elif arg != "--no-docs" and not arg.startswith(tuple(f"{o}=" for o in output_options)):
             kept.append(arg)
     return " ".join(["python", script, *kept])
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 from a command-line argument (``argparse`` type of the scripts).
+
+    >>> positive_int("3")
+    3
+    """
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
