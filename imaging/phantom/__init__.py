@@ -25,8 +25,15 @@ scanner
     Image formation: partial-volume blur, upsampling, noise, reconstruction circle.
 truth
     The lung and lesion labels on the full matrix.
+real_lungs
+    :func:`~imaging.phantom.real_lungs.healthy_lungs`: reference lungs of a near-healthy
+    *real* scan (threshold, components, airway growth; independent of the scoring code).
+hybrid
+    :func:`~imaging.phantom.hybrid.insert_lesions`: COVID-19-like lesions inserted into a
+    real scan, with their truth (real anatomy, known answer).
 
-``make`` reads like the method; the modules after ``vessels`` are its steps, in order.
+``make`` reads like the method; the modules from ``constants`` to ``truth`` are its
+steps, in order.
 
 Depends on :mod:`imaging.common` and :mod:`imaging.io`.
 """

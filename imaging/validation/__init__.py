@@ -20,6 +20,10 @@ truth
 network
     The opacity network (``models``, imported lazily): held-out COVID scans, a healthy
     chest, ``cip_ct64``, phantoms, and its speed.
+real_anatomy
+    Lesions inserted into real chests (:mod:`imaging.phantom.hybrid`) scored against their
+    truth: percent opacity error, lung Dice, lesion inside the lung mask; review pictures
+    of the reference lungs.
 memory
     Time and peak resident memory of a step (Linux ``/proc``).
 speed
