@@ -27,6 +27,10 @@ unless ``--no-docs``, and its results as JSON with ``--json PATH``):
     that truth: percent opacity error, lung Dice, inserted lesion inside the lung mask
     (all of it, and the part against heart, mediastinum and diaphragm).  About 15 min per
     lung method on 2 cores; not part of ``all``.
+``lidc-reads``
+    The nodules outlined by at least two LIDC radiologists (the XML reads beside
+    ``lidc_idri_0001``-``0003``): share labelled opacity by the default score, share inside
+    the lung mask, and percent opacity outside the nodules.
 ``all``
     ``lungs``, ``opacity`` and ``trial`` with their defaults (``--json`` writes one file with three keys).
 
@@ -185,7 +189,24 @@ def run_real_anatomy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return {"cases": rows}, "\n\n".join(parts)
 
 
-RUNNERS = {"lungs": run_lungs, "opacity": run_opacity, "trial": run_trial, "real-anatomy": run_real_anatomy}
+# ----------------------------------------------------------------------------- LIDC reads
+
+
+def run_lidc_reads(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The ``lidc-reads`` subcommand: radiologists' nodule outlines against the default score's masks."""
+    from imaging.validation import lidc_reads
+
+    studies = []
+    for scan in args.scans:
+        if not (args.data / scan).exists():
+            raise FileNotFoundError(f"{args.data / scan} not found")
+        _say("lidc-reads", f"{scan} ...")
+        studies.append(lidc_reads.evaluate_study(args.data / scan, scan, min_readers=args.min_readers))
+    return {"studies": studies}, lidc_reads.lidc_reads_markdown(studies)
+
+
+RUNNERS = {"lungs": run_lungs, "opacity": run_opacity, "trial": run_trial, "real-anatomy": run_real_anatomy,
+           "lidc-reads": run_lidc_reads}
 
 
 # ----------------------------------------------------------------------------- command line
@@ -205,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     from imaging.scoring.lungs import LUNG_METHODS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,all}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,lidc-reads,all}")
     lungs = sub.add_parser("lungs", help="lung methods on real scans and phantoms")
     lungs.add_argument("--methods", nargs="+", default=None, choices=LUNG_CHOICES,
                        help="lung methods (default: classical_basic and classical, plus hybrid and "
@@ -236,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also score with the lungs of a 2.5-D network checkpoint (scripts/train_lungs.py)")
     real.add_argument("--pictures", type=Path, default=None,
                       help="write a review picture of each scan's reference lungs into this folder")
+    reads = sub.add_parser("lidc-reads", help="LIDC radiologists' nodule outlines against the opacity labels")
+    reads.add_argument("--scans", nargs="+", default=["lidc_idri_0001", "lidc_idri_0002", "lidc_idri_0003"])
+    reads.add_argument("--min-readers", type=positive_int, default=2,
+                       help="readers who must outline a voxel for it to count as nodule")
     sub.add_parser("all", help="lungs, opacity and trial with their defaults")
     for sub_parser in sub.choices.values():
         _add_common(sub_parser)

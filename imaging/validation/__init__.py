@@ -24,6 +24,9 @@ real_anatomy
     Lesions inserted into real chests (:mod:`imaging.phantom.hybrid`) scored against their
     truth: percent opacity error, lung Dice, lesion inside the lung mask; review pictures
     of the reference lungs.
+lidc_reads
+    The LIDC-IDRI radiologists' nodule outlines (read XML) rasterised onto the volume;
+    the voxels two readers outlined against the score's opacity and lung masks.
 memory
     Time and peak resident memory of a step (Linux ``/proc``).
 speed
