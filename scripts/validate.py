@@ -167,7 +167,7 @@ def run_real_anatomy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
     methods = {name: {"lung_method": name} for name in args.lung_methods}
     if args.lung_weights is not None:
-        methods["learned 2.5-D lungs"] = {"lung_fn": ra.learned_lungs(args.lung_weights)}
+        methods["learned 2.5-D"] = {"lung_fn": ra.learned_lungs(args.lung_weights)}
     rows: list[dict[str, Any]] = []
     for scan in args.scans:
         if not (args.data / scan).exists():

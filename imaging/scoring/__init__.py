@@ -7,6 +7,9 @@ constants
 lungs
     :func:`~imaging.scoring.lungs.segment_lungs`: the lung methods (classical, learned,
     hybrid, union), their notes, and the learned model's route.
+lungs_learned
+    Lungs of a 2.5-D network trained on real anatomy with inserted lesions
+    (:mod:`models.lung25d`), from a checkpoint; used by validation, not yet a method.
 lungs_classical
     The classical lung mask: its pipeline, the lung components and the airway removal.
 lung_grid

@@ -177,26 +177,17 @@ def _panel(ax: Any, image: np.ndarray, lungs: np.ndarray, other: np.ndarray | No
 
 
 def learned_lungs(checkpoint: str | Path) -> Callable[[CTVolume], np.ndarray]:
-    """A ``lung_fn`` for :func:`evaluate_case`: the 2.5-D network's lungs, split right / left.
+    """A ``lung_fn`` for :func:`evaluate_case`: the lungs of a 2.5-D network checkpoint
+    (:func:`imaging.scoring.lungs_learned.learned_lungs_canonical`).
 
-    The network (:mod:`models.lung25d`) labels lung, ground-glass and consolidation; its
-    lungs are all three, kept in components of at least 1 % of the largest, and split by
-    :func:`imaging.scoring.lung_sides.split_lungs`.
+    The volumes of these cases are canonical (as :func:`imaging.load_scan` returns them).
     """
-    from scipy import ndimage as ndi
-
-    from imaging.scoring.lung_sides import split_lungs
-    from models.lung25d import load_lung25d, predict_classes25d
+    from imaging.scoring.lungs_learned import learned_lungs_canonical
+    from models.lung25d import load_lung25d
 
     net = load_lung25d(checkpoint)
 
     def lung_fn(volume: CTVolume) -> np.ndarray:
-        lungs = predict_classes25d(net, volume.hu, tuple(volume.spacing_mm)) > 0
-        labels, n = ndi.label(lungs)
-        if n:
-            sizes = np.bincount(labels.ravel())
-            sizes[0] = 0
-            lungs = np.isin(labels, np.flatnonzero(sizes >= 0.01 * sizes.max()))
-        return split_lungs(lungs, spacing_mm=volume.spacing_mm)
+        return learned_lungs_canonical(volume.hu, volume.spacing_mm, network=net)
 
     return lung_fn

@@ -1,0 +1,205 @@
+"""The 2.5-D lung and lesion network: training data from real anatomy, training, inference.
+
+Training data are real near-healthy chest CTs with COVID-19-like lesions inserted
+(:mod:`imaging.phantom.hybrid`): every slice of each case, lung-free slices (neck, upper
+abdomen with stomach and bowel gas, the table) included as negatives.  Input and labels:
+:mod:`models.slices25d`.  The network is :class:`models.network.UNet2D` with
+``in_channels=4, n_classes=4`` (stride-2 stem: a 0.8 mm grid is worked at 1.6 mm).
+
+Training samples random :data:`CROP` x :data:`CROP` crops (most of them holding lung),
+with small intensity shifts and noise, cross-entropy plus a soft Dice of the lungs;
+checkpoints (with the optimiser) are written every few minutes and a run resumes from
+its checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.slices25d import CLASS_NAMES, IN_CHANNELS, PIXEL_MM, from_grid, labels_of, volume_channels
+
+__all__ = ["CaseArrays", "build_case", "train_lung25d", "predict_classes25d", "load_lung25d", "export_weights", "CROP"]
+
+#: Side of the training crops (pixels of the 0.8 mm grid: about 18 cm).
+CROP: int = 224
+#: Cross-entropy weights of background, lung, ground-glass, consolidation.
+CLASS_WEIGHTS: tuple[float, ...] = (1.0, 1.0, 2.0, 2.0)
+
+
+@dataclass
+class CaseArrays:
+    """One training case on the network grid: inputs ``(Z, C, Y, X)`` float16, labels ``(Z, Y, X)``."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+
+
+def build_case(volume: Any, lungs: np.ndarray, involvement_pct: float, *, seed: int, name: str) -> CaseArrays:
+    """Insert lesions into a real scan and turn it into network inputs and labels."""
+    from imaging.phantom.hybrid import insert_lesions
+
+    case = insert_lesions(volume, lungs, involvement_pct, rng=seed)
+    sp = tuple(float(s) for s in volume.spacing_mm)
+    return CaseArrays(name, volume_channels(case.volume.hu, sp), labels_of(case.lungs, case.ggo, case.consolidation, sp))
+
+
+def _crop(case: CaseArrays, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random crop of a random slice; 80 % of the crops are centred on lung when there is some."""
+    z = int(rng.integers(case.x.shape[0]))
+    img, lab = case.x[z].astype(np.float32), case.y[z]
+    H, W = lab.shape
+    pad_y, pad_x = max(0, CROP - H), max(0, CROP - W)
+    if pad_y or pad_x:
+        img = np.pad(img, ((0, 0), (0, pad_y), (0, pad_x)))
+        lab = np.pad(lab, ((0, pad_y), (0, pad_x)))
+        H, W = lab.shape
+    lung = np.argwhere(lab > 0)
+    if len(lung) and rng.random() < 0.8:
+        cy, cx = lung[rng.integers(len(lung))]
+    else:
+        cy, cx = rng.integers(H), rng.integers(W)
+    y0 = int(np.clip(cy - CROP // 2, 0, H - CROP))
+    x0 = int(np.clip(cx - CROP // 2, 0, W - CROP))
+    img, lab = img[:, y0:y0 + CROP, x0:x0 + CROP], lab[y0:y0 + CROP, x0:x0 + CROP]
+    if rng.random() < 0.5:  # mirror right-left (the network does not name the sides)
+        img, lab = img[:, :, ::-1], lab[:, ::-1]
+    img = img + rng.normal(0.0, 0.02, size=(IN_CHANNELS, 1, 1)).astype(np.float32)  # ~30 HU shift
+    img = img + rng.normal(0.0, 0.01, size=img.shape).astype(np.float32)
+    return np.ascontiguousarray(img), np.ascontiguousarray(lab)
+
+
+def _batch(cases: Sequence[CaseArrays], size: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    import torch
+
+    pairs = [_crop(cases[int(rng.integers(len(cases)))], rng) for _ in range(size)]
+    return (torch.from_numpy(np.stack([p[0] for p in pairs])),
+            torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64)))
+
+
+def _loss(logits: Any, target: Any) -> Any:
+    import torch
+    from torch.nn import functional as F
+
+    ce = F.cross_entropy(logits, target, weight=torch.tensor(CLASS_WEIGHTS))
+    p_lung = 1.0 - torch.softmax(logits, dim=1)[:, 0]
+    t_lung = (target > 0).float()
+    dice = 1.0 - (2 * (p_lung * t_lung).sum() + 1.0) / (p_lung.sum() + t_lung.sum() + 1.0)
+    return ce + dice
+
+
+def _new_network() -> Any:
+    from models.network import UNet2D
+
+    return UNet2D(base=16, levels=4, in_channels=IN_CHANNELS, n_classes=len(CLASS_NAMES))
+
+
+def _save(path: Path, net: Any, opt: Any, state: dict[str, Any]) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save({"format": "chestct-lung25d-1", "config": net.config, "model": net.state_dict(),
+                "optimizer": opt.state_dict(), **state}, tmp)
+    tmp.replace(path)
+
+
+def train_lung25d(cases: Sequence[CaseArrays], checkpoint: str | Path, *, minutes: float, batch: int = 6,
+                  lr: float = 2e-3, seed: int = 0, save_every_s: float = 300.0, log: Any = print) -> dict[str, Any]:
+    """Train (or resume) for ``minutes`` of wall time; returns the checkpoint's state.
+
+    The learning rate is cosine-annealed over the planned total time, which a resumed
+    run keeps (``planned_s`` is stored in the checkpoint).
+    """
+    import math
+
+    import torch
+
+    torch.manual_seed(seed)
+    checkpoint = Path(checkpoint)
+    net = _new_network()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    state: dict[str, Any] = {"step": 0, "trained_s": 0.0, "planned_s": minutes * 60.0, "losses": []}
+    if checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        net.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        state = {k: saved[k] for k in ("step", "trained_s", "planned_s", "losses")}
+        log(f"resumed at step {state['step']} after {state['trained_s'] / 60:.1f} min")
+    rng = np.random.default_rng(seed + state["step"])
+    start, last_save, running = time.monotonic(), time.monotonic(), []
+    net.train()
+    while state["trained_s"] + (time.monotonic() - start) < state["planned_s"]:
+        elapsed = state["trained_s"] + time.monotonic() - start
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / state["planned_s"])))
+        x, y = _batch(cases, batch, rng)
+        loss = _loss(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state["step"] += 1
+        running.append(float(loss.detach()))
+        if state["step"] % 50 == 0:
+            state["losses"].append((state["step"], float(np.mean(running))))
+            log(f"step {state['step']} loss {np.mean(running):.4f} ({elapsed / 60:.1f} min)")
+            running = []
+        if time.monotonic() - last_save > save_every_s:
+            _save(checkpoint, net, opt, {**state, "trained_s": state["trained_s"] + time.monotonic() - start})
+            last_save = time.monotonic()
+    state["trained_s"] += time.monotonic() - start
+    _save(checkpoint, net, opt, state)
+    return state
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, *, training: dict[str, Any] | None = None) -> Path:
+    """Write the weights to ship: the network and its training summary, without the optimiser."""
+    import torch
+
+    saved = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
+    slim = {"format": saved["format"], "config": saved["config"], "model": saved["model"],
+            "step": saved["step"], "trained_s": saved["trained_s"], "training": training or {}}
+    out = Path(out)
+    tmp = out.with_suffix(".tmp")
+    torch.save(slim, tmp)
+    tmp.replace(out)
+    return out
+
+
+def load_lung25d(path: str | Path) -> Any:
+    """The network of a checkpoint, in evaluation mode."""
+    import torch
+
+    saved = torch.load(Path(path), map_location="cpu", weights_only=False)
+    net = _new_network()
+    net.load_state_dict(saved["model"])
+    net.eval()
+    return net
+
+
+def predict_classes25d(net: Any, hu: np.ndarray, spacing_mm: tuple[float, float, float], *,
+                       batch: int = 8) -> np.ndarray:
+    """Class labels (:data:`models.slices25d.CLASS_NAMES`) of a canonical volume, ``(Z, Y, X)`` uint8."""
+    import torch
+
+    x = volume_channels(hu, spacing_mm)
+    m = net.multiple
+    H, W = x.shape[-2:]
+    ph, pw = (-H) % m, (-W) % m
+    probs = np.empty((x.shape[0], len(CLASS_NAMES), H, W), np.float32)
+    with torch.inference_mode():
+        for i in range(0, x.shape[0], batch):
+            chunk = torch.from_numpy(np.pad(x[i:i + batch].astype(np.float32), ((0, 0), (0, 0), (0, ph), (0, pw))))
+            probs[i:i + batch] = torch.softmax(net(chunk), dim=1)[..., :H, :W].numpy()
+    back = from_grid(probs, hu.shape[1:], order=1)
+    return np.argmax(back, axis=1).astype(np.uint8)
+
+
+def grid_pixel_mm() -> float:
+    """The in-plane pixel size of the network's grid (mm)."""
+    return PIXEL_MM
