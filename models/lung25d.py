@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.slices25d import CLASS_NAMES, IN_CHANNELS, PIXEL_MM, from_grid, labels_of, volume_channels
+from models.slices25d import CLASS_NAMES, IN_CHANNELS, from_grid, labels_of, volume_channels
 
 __all__ = ["CaseArrays", "build_case", "train_lung25d", "predict_classes25d", "load_lung25d", "export_weights", "CROP"]
 
@@ -41,11 +41,13 @@ class CaseArrays:
     y: np.ndarray
 
 
-def build_case(volume: Any, lungs: np.ndarray, involvement_pct: float, *, seed: int, name: str) -> CaseArrays:
-    """Insert lesions into a real scan and turn it into network inputs and labels."""
+def build_case(volume: Any, lungs: np.ndarray, involvement_pct: float, *, seed: int, name: str,
+               context: Any = None) -> CaseArrays:
+    """Insert lesions into a real scan and turn it into network inputs and labels
+    (``context``: :func:`imaging.phantom.hybrid.prepare_scan`, to measure the scan once)."""
     from imaging.phantom.hybrid import insert_lesions
 
-    case = insert_lesions(volume, lungs, involvement_pct, rng=seed)
+    case = insert_lesions(volume, lungs, involvement_pct, rng=seed, context=context)
     sp = tuple(float(s) for s in volume.spacing_mm)
     return CaseArrays(name, volume_channels(case.volume.hu, sp), labels_of(case.lungs, case.ggo, case.consolidation, sp))
 
@@ -199,7 +201,3 @@ def predict_classes25d(net: Any, hu: np.ndarray, spacing_mm: tuple[float, float,
     back = from_grid(probs, hu.shape[1:], order=1)
     return np.argmax(back, axis=1).astype(np.uint8)
 
-
-def grid_pixel_mm() -> float:
-    """The in-plane pixel size of the network's grid (mm)."""
-    return PIXEL_MM

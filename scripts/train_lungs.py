@@ -30,20 +30,23 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 def build_cases(data: Path, scans: list[str], levels: list[float], cache: Path) -> list:
     """Training cases, built once and cached as ``.npz`` files."""
     from imaging import load_scan
+    from imaging.phantom.hybrid import prepare_scan
     from imaging.phantom.real_lungs import healthy_lungs
     from models.lung25d import CaseArrays, build_case
 
     cache.mkdir(parents=True, exist_ok=True)
     cases = []
     for scan in scans:
-        volume = lungs = None
+        volume = lungs = context = None
         for i, level in enumerate(levels):
             path = cache / f"{scan}_{level:g}.npz"
             if not path.is_file():
                 if volume is None:
                     volume = load_scan(data / scan)
                     lungs = healthy_lungs(volume)
-                case = build_case(volume, lungs, level, seed=1000 + 17 * i, name=f"{scan} {level:g}%")
+                    context = prepare_scan(volume, lungs)
+                case = build_case(volume, lungs, level, seed=1000 + 17 * i, name=f"{scan} {level:g}%",
+                                  context=context)
                 tmp = path.with_name(path.stem + ".tmp.npz")
                 np.savez(tmp, x=case.x, y=case.y)
                 tmp.replace(path)

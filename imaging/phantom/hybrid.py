@@ -43,6 +43,8 @@ from imaging.phantom.real_lungs import body_mask
 
 __all__ = [
     "HybridCase",
+    "ScanContext",
+    "prepare_scan",
     "insert_lesions",
     "juxta_organ_lung",
     "scan_noise_sd",
@@ -238,6 +240,37 @@ def _densities(hu: np.ndarray, lungs: np.ndarray, ggo: np.ndarray, consolidation
     return np.where(touched, np.clip(np.rint(out), -1024, 3071), hu).astype(hu.dtype)
 
 
+@dataclass(frozen=True)
+class ScanContext:
+    """What lesion insertion measures once per scan (:func:`prepare_scan`).
+
+    Attributes
+    ----------
+    spacing_mm : (3,) tuple of float
+    noise_sd : float
+        The scan's noise, HU (:func:`scan_noise_sd`).
+    box : tuple of slice
+        The lungs' bounding box with a margin; insertion works inside it.
+    juxta_zone : ndarray of bool
+        Lung against heart, mediastinum and diaphragm, inside ``box``.
+    """
+
+    spacing_mm: tuple[float, float, float]
+    noise_sd: float
+    box: tuple[slice, slice, slice]
+    juxta_zone: np.ndarray
+
+
+def prepare_scan(volume: CTVolume, lungs: np.ndarray) -> ScanContext:
+    """Measure a scan once for :func:`insert_lesions`: its noise, lung box, juxta-organ lung."""
+    lungs = np.asarray(lungs, bool)
+    spacing = tuple(float(s) for s in volume.spacing_mm)
+    body = body_mask(volume.hu)
+    box = _lung_box(lungs)
+    return ScanContext(spacing_mm=spacing, noise_sd=scan_noise_sd(volume.hu, body), box=box,  # type: ignore[arg-type]
+                       juxta_zone=juxta_organ_lung(lungs[box], body[box], spacing))
+
+
 def insert_lesions(
     volume: CTVolume,
     lungs: np.ndarray,
@@ -246,6 +279,7 @@ def insert_lesions(
     rng: np.random.Generator | int = 0,
     consolidation_fraction: float = 0.35,
     crazy_paving_fraction: float = 0.2,
+    context: ScanContext | None = None,
 ) -> HybridCase:
     """Insert COVID-19-like lesions covering ``involvement_pct`` of the lungs.
 
@@ -264,6 +298,9 @@ def insert_lesions(
         heart, mediastinum and diaphragm is consolidation in any case.
     crazy_paving_fraction : float, optional
         Share of the ground-glass patches given a reticular pattern, 0..1.
+    context : ScanContext, optional
+        :func:`prepare_scan` of this volume and lungs, to insert several involvements
+        into one scan without measuring it again.
 
     Returns
     -------
@@ -278,12 +315,8 @@ def insert_lesions(
         if not (0.0 <= float(value) <= 1.0):
             raise ValueError(f"{name} must be within 0..1, got {value!r}")
     rng = np.random.default_rng(rng)
-    spacing = tuple(float(s) for s in volume.spacing_mm)
-    body = body_mask(volume.hu)
-    noise_sd = scan_noise_sd(volume.hu, body)
-    box = _lung_box(lungs)
-    lung_box, body_box = lungs[box], body[box]
-    juxta_zone = juxta_organ_lung(lung_box, body_box, spacing)
+    ctx = prepare_scan(volume, lungs) if context is None else context
+    spacing, box, lung_box, juxta_zone = ctx.spacing_mm, ctx.box, lungs[ctx.box], ctx.juxta_zone
     field = _propensity(lung_box, juxta_zone, spacing, rng)
     lesion = np.zeros(lung_box.shape, bool)
     if involvement_pct > 0 and lung_box.any():
@@ -291,7 +324,7 @@ def insert_lesions(
     ggo, consolidation, crazy = _lesion_split(lesion, field, juxta_zone & lesion,
                                               consolidation_fraction, crazy_paving_fraction, rng)
     hu = volume.hu.copy()
-    hu[box] = _densities(volume.hu[box], lung_box, ggo, consolidation, crazy, noise_sd, spacing, rng)
+    hu[box] = _densities(volume.hu[box], lung_box, ggo, consolidation, crazy, ctx.noise_sd, spacing, rng)
     return HybridCase(
         volume=volume.with_hu(hu), lungs=lungs,
         ggo=_paste(ggo, box, lungs.shape), consolidation=_paste(consolidation, box, lungs.shape),

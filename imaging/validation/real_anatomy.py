@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from imaging.common.volume import CTVolume
-from imaging.phantom.hybrid import HybridCase, insert_lesions
+from imaging.phantom.hybrid import HybridCase, insert_lesions, prepare_scan
 from imaging.phantom.real_lungs import healthy_lungs
 from imaging.validation.metrics import dice
 
@@ -103,9 +103,10 @@ def evaluate_scan(volume: CTVolume, name: str, *, involvements: Sequence[float] 
         ``lung_method`` / ``opacity_method`` / ``lung_fn`` for :func:`evaluate_case`.
     """
     lungs = healthy_lungs(volume) if lungs is None else lungs
+    context = prepare_scan(volume, lungs)
     rows = []
     for level in involvements:
-        case = insert_lesions(volume, lungs, level, rng=seed + int(round(level * 10)))
+        case = insert_lesions(volume, lungs, level, rng=seed + int(round(level * 10)), context=context)
         rows.append({"scan": name, "involvement_pct": float(level), **evaluate_case(case, **score_options)})
     return rows
 

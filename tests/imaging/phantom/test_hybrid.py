@@ -11,6 +11,7 @@ from imaging.phantom.hybrid import (
     HU_GGO_CORE,
     insert_lesions,
     juxta_organ_lung,
+    prepare_scan,
 )
 from imaging.phantom.make import make_phantom
 from imaging.phantom.real_lungs import body_mask, healthy_lungs
@@ -55,6 +56,8 @@ def test_insert_lesions_is_reproducible_and_zero_is_a_no_op(healthy):
     a = insert_lesions(healthy.volume, lungs, 10.0, rng=7)
     b = insert_lesions(healthy.volume, lungs, 10.0, rng=7)
     assert np.array_equal(a.volume.hu, b.volume.hu) and np.array_equal(a.ggo, b.ggo)
+    measured_once = insert_lesions(healthy.volume, lungs, 10.0, rng=7, context=prepare_scan(healthy.volume, lungs))
+    assert np.array_equal(a.volume.hu, measured_once.volume.hu) and np.array_equal(a.juxta_organ, measured_once.juxta_organ)
     none = insert_lesions(healthy.volume, lungs, 0.0, rng=7)
     assert none.involvement_pct == 0.0 and not (none.ggo | none.consolidation).any()
 
