@@ -130,9 +130,13 @@ def _airways(lungs: np.ndarray, hu: np.ndarray, voxel_ml: float) -> np.ndarray:
     seed = _trachea_seed(lungs, hu)
     if seed is None:
         return np.zeros(lungs.shape, bool)
-    tree = np.zeros(lungs.shape, bool)
+    # components of lung voxels never leave the lungs' bounding box: label only inside it
+    box = ndi.find_objects(lungs.astype(np.uint8))[0]
+    lungs_box, hu_box = lungs[box], hu[box]
+    seed = tuple(s - b.start for s, b in zip(seed, box))
+    tree = np.zeros(lungs_box.shape, bool)
     for limit in np.arange(AIRWAY_LUMEN_START_HU, AIRWAY_MAX_HU + 1.0, AIRWAY_STEP_HU):
-        labels, _ = ndi.label(lungs & (hu < limit))
+        labels, _ = ndi.label(lungs_box & (hu_box < limit))
         if not labels[seed]:
             continue
         grown = labels == labels[seed]
@@ -140,7 +144,9 @@ def _airways(lungs: np.ndarray, hu: np.ndarray, voxel_ml: float) -> np.ndarray:
         if leaked or grown.sum() * voxel_ml > AIRWAY_MAX_ML:
             break
         tree = grown
-    return ndi.binary_dilation(tree, structure=np.ones((1, 3, 3), bool)) if tree.any() else tree
+    out = np.zeros(lungs.shape, bool)
+    out[box] = tree
+    return ndi.binary_dilation(out, structure=np.ones((1, 3, 3), bool)) if tree.any() else out
 
 
 def _fill(lungs: np.ndarray) -> np.ndarray:
