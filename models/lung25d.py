@@ -39,6 +39,8 @@ class CaseArrays:
     name: str
     x: np.ndarray
     y: np.ndarray
+    #: Where gas may be inserted under the diaphragm (:func:`models.augment25d.gas_zone`).
+    zone: Any = None
 
 
 def build_case(volume: Any, lungs: np.ndarray, involvement_pct: float, *, seed: int, name: str,
@@ -52,9 +54,37 @@ def build_case(volume: Any, lungs: np.ndarray, involvement_pct: float, *, seed: 
     return CaseArrays(name, volume_channels(case.volume.hu, sp), labels_of(case.lungs, case.ggo, case.consolidation, sp))
 
 
-def _crop(case: CaseArrays, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A random crop of a random slice; 80 % of the crops are centred on lung when there is some."""
+#: Share of crops given gas pockets under the diaphragm (cases with a gas zone).
+P_GAS: float = 0.3
+#: Share of crops centred on inserted lesion (when the slice has some).
+P_LESION: float = 0.3
+#: Share of crops given the extra noise of a sharp kernel.
+P_SHARP: float = 0.25
+
+
+def _pick_centre(case: CaseArrays, rng: np.random.Generator) -> tuple[int, int, int, bool]:
+    """Slice and centre of a crop: gas zone, lesion, lung or anywhere; and whether to add gas."""
+    zone = case.zone
+    if zone is not None and rng.random() < P_GAS:
+        z, cy, cx = zone.centres[rng.integers(len(zone.centres))]
+        jitter = rng.integers(-CROP // 3, CROP // 3 + 1, size=2)
+        return int(z), int(cy + jitter[0]), int(cx + jitter[1]), True
     z = int(rng.integers(case.x.shape[0]))
+    lab = case.y[z]
+    lesion = np.argwhere(lab >= 2) if rng.random() < P_LESION else np.empty((0, 2))
+    lung = lesion if len(lesion) else (np.argwhere(lab > 0) if rng.random() < 0.8 else np.empty((0, 2)))
+    if len(lung):
+        cy, cx = lung[rng.integers(len(lung))]
+    else:
+        cy, cx = rng.integers(lab.shape[0]), rng.integers(lab.shape[1])
+    return z, int(cy), int(cx), False
+
+
+def _crop(case: CaseArrays, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random crop: centred as :func:`_pick_centre` says, mirrored, shifted and noised."""
+    from models.augment25d import insert_gas, sharpen_noise
+
+    z, cy, cx, gas = _pick_centre(case, rng)
     img, lab = case.x[z].astype(np.float32), case.y[z]
     H, W = lab.shape
     pad_y, pad_x = max(0, CROP - H), max(0, CROP - W)
@@ -62,14 +92,13 @@ def _crop(case: CaseArrays, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
         img = np.pad(img, ((0, 0), (0, pad_y), (0, pad_x)))
         lab = np.pad(lab, ((0, pad_y), (0, pad_x)))
         H, W = lab.shape
-    lung = np.argwhere(lab > 0)
-    if len(lung) and rng.random() < 0.8:
-        cy, cx = lung[rng.integers(len(lung))]
-    else:
-        cy, cx = rng.integers(H), rng.integers(W)
     y0 = int(np.clip(cy - CROP // 2, 0, H - CROP))
     x0 = int(np.clip(cx - CROP // 2, 0, W - CROP))
     img, lab = img[:, y0:y0 + CROP, x0:x0 + CROP], lab[y0:y0 + CROP, x0:x0 + CROP]
+    if gas and not (pad_y or pad_x):
+        img = insert_gas(img, case.zone, z, y0, x0, rng)
+    if rng.random() < P_SHARP:
+        img = sharpen_noise(img, rng)
     if rng.random() < 0.5:  # mirror right-left (the network does not name the sides)
         img, lab = img[:, :, ::-1], lab[:, ::-1]
     img = img + rng.normal(0.0, 0.02, size=(IN_CHANNELS, 1, 1)).astype(np.float32)  # ~30 HU shift
@@ -112,11 +141,13 @@ def _save(path: Path, net: Any, opt: Any, state: dict[str, Any]) -> None:
 
 
 def train_lung25d(cases: Sequence[CaseArrays], checkpoint: str | Path, *, minutes: float, batch: int = 6,
-                  lr: float = 2e-3, seed: int = 0, save_every_s: float = 300.0, log: Any = print) -> dict[str, Any]:
+                  lr: float = 2e-3, seed: int = 0, save_every_s: float = 300.0, log: Any = print,
+                  init: str | Path | None = None) -> dict[str, Any]:
     """Train (or resume) for ``minutes`` of wall time; returns the checkpoint's state.
 
     The learning rate is cosine-annealed over the planned total time, which a resumed
-    run keeps (``planned_s`` is stored in the checkpoint).
+    run keeps (``planned_s`` is stored in the checkpoint).  ``init``: a checkpoint whose
+    weights start a new run (fine-tuning; its optimiser and schedule are not taken).
     """
     import math
 
@@ -133,6 +164,9 @@ def train_lung25d(cases: Sequence[CaseArrays], checkpoint: str | Path, *, minute
         opt.load_state_dict(saved["optimizer"])
         state = {k: saved[k] for k in ("step", "trained_s", "planned_s", "losses")}
         log(f"resumed at step {state['step']} after {state['trained_s'] / 60:.1f} min")
+    elif init is not None:
+        net.load_state_dict(torch.load(Path(init), map_location="cpu", weights_only=False)["model"])
+        log(f"started from the weights of {init}")
     rng = np.random.default_rng(seed + state["step"])
     start, last_save, running = time.monotonic(), time.monotonic(), []
     net.train()

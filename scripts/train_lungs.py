@@ -56,6 +56,21 @@ def build_cases(data: Path, scans: list[str], levels: list[float], cache: Path) 
     return cases
 
 
+def add_gas_zones(cases: list) -> None:
+    """Where each case may get gas under the diaphragm (one zone per scan: its lungs are the same
+    at every level)."""
+    from models.augment25d import gas_zone
+
+    zones: dict[str, object] = {}
+    for case in cases:
+        scan = case.name.split()[0]
+        if scan not in zones:
+            zones[scan] = gas_zone(case.x, case.y)
+            n = 0 if zones[scan] is None else int(zones[scan].allowed.sum())
+            print(f"gas zone of {scan}: {n} voxels", flush=True)
+        case.zone = zones[scan]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
@@ -66,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=REPO / "runs" / "lung25d_cases")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start a new run from these weights (fine-tuning), e.g. runs/lung25d.pt")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    parser.add_argument("--no-gas", action="store_true", help="no gas pockets inserted under the diaphragm")
     parser.add_argument("--export", type=Path, default=None,
                         help="after training, write the weights to ship (no optimiser), e.g. models/weights/lung25d.pt")
     args = parser.parse_args(argv)
@@ -76,15 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t = time.monotonic()
     cases = build_cases(args.data, args.train, args.levels, args.cache)
+    if not args.no_gas:
+        add_gas_zones(cases)
     print(f"{len(cases)} cases, {sum(c.x.shape[0] for c in cases)} slices ({time.monotonic() - t:.0f} s)", flush=True)
     args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     state = train_lung25d(cases, args.checkpoint, minutes=args.minutes, batch=args.batch,
-                          log=lambda m: print(m, flush=True))
+                          lr=args.lr, init=args.init, log=lambda m: print(m, flush=True))
     print(f"done: step {state['step']}, {state['trained_s'] / 60:.1f} min -> {args.checkpoint}")
     if args.export is not None:
         from models.lung25d import export_weights
 
         summary = {"train_scans": args.train, "levels_pct": args.levels, "batch": args.batch,
+                   "gas_pockets": not args.no_gas, "init": None if args.init is None else args.init.name,
                    "cases": len(cases), "slices": int(sum(c.x.shape[0] for c in cases))}
         print(f"weights -> {export_weights(args.checkpoint, args.export, training=summary)}")
     return 0

@@ -65,7 +65,8 @@ DEFAULT_SAMPLE = REPO / "sample_data"
 DEFAULT_DOCS = REPO / "docs" / "validation.md"
 SCRIPT = "scripts/validate.py"
 SUBCOMMANDS = ("lungs", "opacity", "trial")
-LUNG_CHOICES = ["classical", "classical_basic", "hybrid", "model"]
+LUNG_CHOICES = ["classical", "classical_basic", "hybrid", "model", "learned"]
+OPACITY_CHOICES = ["auto", "density", "model", "learned"]
 
 
 def _say(name: str, message: str) -> None:
@@ -165,9 +166,7 @@ def run_real_anatomy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     from imaging.validation import real_anatomy as ra
     from imaging.validation.markdown import markdown_table
 
-    methods = {name: {"lung_method": name} for name in args.lung_methods}
-    if args.lung_weights is not None:
-        methods["learned 2.5-D"] = {"lung_fn": ra.learned_lungs(args.lung_weights)}
+    network = None if args.lung_weights is None else ra.load_network(args.lung_weights)
     rows: list[dict[str, Any]] = []
     for scan in args.scans:
         if not (args.data / scan).exists():
@@ -178,14 +177,17 @@ def run_real_anatomy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         if args.pictures is not None:
             ra.render_truth_review(args.pictures / f"{scan}_reference_lungs.png", volume, lungs,
                                    title=f"{scan}: reference lungs (cyan)")
-        for label, options in methods.items():
-            rows += [{"lungs": label, **r} for r in ra.evaluate_scan(volume, scan, involvements=args.levels,
-                                                                     lungs=lungs, **options)]
+        for method in args.lung_methods:
+            rows += [{"lungs": method, **r} for r in ra.evaluate_scan(
+                volume, scan, involvements=args.levels, lungs=lungs, lung_method=method,
+                opacity_methods=args.opacity_methods, network=network)]
     parts = []
-    for label in methods:
-        summary = ra.summarise_real_anatomy([r for r in rows if r["lungs"] == label])
-        parts.append(f"**{label} lungs, density bands inside** (scans: {', '.join(args.scans)})\n\n"
-                     + markdown_table(summary, digits=3))
+    weights = "" if args.lung_weights is None else f"; 2.5-D weights {args.lung_weights.name}"
+    for method in args.lung_methods:
+        for opacity in args.opacity_methods:
+            summary = ra.summarise_real_anatomy([r for r in rows if r["lungs"] == method and r["opacity"] == opacity])
+            parts.append(f"**{method} lungs, {opacity} opacity** (scans: {', '.join(args.scans)}{weights})\n\n"
+                         + markdown_table(summary, digits=3))
     return {"cases": rows}, "\n\n".join(parts)
 
 
@@ -201,12 +203,40 @@ def run_lidc_reads(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         if not (args.data / scan).exists():
             raise FileNotFoundError(f"{args.data / scan} not found")
         _say("lidc-reads", f"{scan} ...")
-        studies.append(lidc_reads.evaluate_study(args.data / scan, scan, min_readers=args.min_readers))
+        studies.append(lidc_reads.evaluate_study(args.data / scan, scan, min_readers=args.min_readers,
+                                                 lung_method=args.lung_method, opacity_method=args.opacity_method))
     return {"studies": studies}, lidc_reads.lidc_reads_markdown(studies)
 
 
+# ----------------------------------------------------------------------------- real scans
+
+
+def run_real_scans(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The ``real-scans`` subcommand: label-free checks of the lungs on every real scan, CIP Dice."""
+    from imaging.validation import lungs as lung_checks
+    from imaging.validation import real_scans
+    from imaging.validation.markdown import markdown_table
+
+    rows = []
+    for scan in args.scans:
+        path = args.data / real_scans.REAL_SCANS.get(scan, scan)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found")
+        for method in args.lung_methods:
+            _say("real-scans", f"{scan} ({method}) ...")
+            rows.append(real_scans.evaluate_real_scan(path, scan, pictures=args.pictures, lung_method=method,
+                                                      opacity_method=args.opacity_method))
+    markdown = real_scans.real_scans_markdown(rows)
+    results: dict[str, Any] = {"scans": rows}
+    if (args.data / "cip_ct64").is_dir():
+        _say("real-scans", "cip_ct64 against its reference lungs ...")
+        results["cip_ct64"] = lung_checks.evaluate_cip_ct64(args.data / "cip_ct64", args.lung_methods)
+        markdown += "\n\n**cip_ct64 against wholeLung-64**\n\n" + markdown_table(results["cip_ct64"], digits=3)
+    return results, markdown
+
+
 RUNNERS = {"lungs": run_lungs, "opacity": run_opacity, "trial": run_trial, "real-anatomy": run_real_anatomy,
-           "lidc-reads": run_lidc_reads}
+           "lidc-reads": run_lidc_reads, "real-scans": run_real_scans}
 
 
 # ----------------------------------------------------------------------------- command line
@@ -224,9 +254,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
     from imaging.scoring.lungs import LUNG_METHODS
+    from imaging.validation.real_scans import REAL_SCANS as REAL_SCAN_NAMES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,lidc-reads,all}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,lidc-reads,real-scans,all}")
     lungs = sub.add_parser("lungs", help="lung methods on real scans and phantoms")
     lungs.add_argument("--methods", nargs="+", default=None, choices=LUNG_CHOICES,
                        help="lung methods (default: classical_basic and classical, plus hybrid and "
@@ -253,18 +284,41 @@ def build_parser() -> argparse.ArgumentParser:
     real.add_argument("--levels", nargs="+", type=float, default=[0, 5, 15, 30, 45, 60],
                       help="involvement (%% of the lungs)")
     real.add_argument("--lung-methods", nargs="+", default=["classical"], choices=LUNG_METHODS)
+    real.add_argument("--opacity-methods", nargs="+", default=["auto"], choices=OPACITY_CHOICES)
     real.add_argument("--lung-weights", type=Path, default=None,
-                      help="also score with the lungs of a 2.5-D network checkpoint (scripts/train_lungs.py)")
+                      help="2.5-D network checkpoint for the 'learned' methods (default: the shipped weights)")
     real.add_argument("--pictures", type=Path, default=None,
                       help="write a review picture of each scan's reference lungs into this folder")
     reads = sub.add_parser("lidc-reads", help="LIDC radiologists' nodule outlines against the opacity labels")
     reads.add_argument("--scans", nargs="+", default=["lidc_idri_0001", "lidc_idri_0002", "lidc_idri_0003"])
     reads.add_argument("--min-readers", type=positive_int, default=2,
                        help="readers who must outline a voxel for it to count as nodule")
+    reads.add_argument("--lung-method", default="auto", choices=LUNG_METHODS)
+    reads.add_argument("--opacity-method", default="auto", choices=OPACITY_CHOICES)
+    scans = sub.add_parser("real-scans", help="label-free lung checks and review pictures on every real scan")
+    scans.add_argument("--scans", nargs="+", default=list(REAL_SCAN_NAMES))
+    scans.add_argument("--lung-methods", nargs="+", default=["auto"], choices=LUNG_METHODS)
+    scans.add_argument("--opacity-method", default="auto", choices=OPACITY_CHOICES)
+    scans.add_argument("--pictures", type=Path, default=REPO / "out" / "validation" / "real_scans",
+                       help="folder for the review pictures")
     sub.add_parser("all", help="lungs, opacity and trial with their defaults")
     for sub_parser in sub.choices.values():
         _add_common(sub_parser)
     return parser
+
+
+def _section(args: argparse.Namespace) -> str:
+    """Name of the docs section a run writes: the subcommand and the methods it compared
+    (runs with other methods keep their own sections)."""
+    parts = [args.command]
+    for option in ("lung_methods", "opacity_methods", "lung_method", "opacity_method"):
+        value = getattr(args, option, None)
+        if value is not None and value != "auto" and value != ["auto"]:
+            if not (args.command == "real-anatomy" and option == "lung_methods" and value == ["classical"]):
+                parts.append(" ".join(value) if isinstance(value, list) else value)
+    if getattr(args, "lung_weights", None):
+        parts.append("--lung-weights")
+    return " ".join(parts)
 
 
 def run_one(args: argparse.Namespace, command: str) -> tuple[int, dict[str, Any]]:
@@ -286,7 +340,7 @@ def run_one(args: argparse.Namespace, command: str) -> tuple[int, dict[str, Any]
         atomic_write_json(args.json, results)
     if not args.no_docs:
         caption = run_caption(command, seconds, machine_description())
-        section = args.command + (" --lung-weights" if getattr(args, "lung_weights", None) else "")
+        section = _section(args)
         write_generated(args.docs, f"{SCRIPT} {section}", f"{caption}\n\n{markdown}")
         _say(args.command, f"tables written into {args.docs}")
     return 0, results

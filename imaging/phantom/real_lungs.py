@@ -29,6 +29,7 @@ from scipy import ndimage as ndi
 from imaging.common.volume import CTVolume
 
 __all__ = [
+    "reference_airways",
     "healthy_lungs",
     "body_mask",
     "BODY_MIN_HU",
@@ -155,6 +156,22 @@ def _fill(lungs: np.ndarray) -> np.ndarray:
     for z in range(out.shape[0]):
         out[z] = ndi.binary_fill_holes(out[z])
     return out
+
+
+def reference_airways(volume: CTVolume) -> np.ndarray:
+    """Trachea and main bronchi of a canonical chest CT, with a one-voxel wall (steps 1-3).
+
+    Parameters
+    ----------
+    volume : CTVolume
+        Canonical volume in HU.
+
+    Returns
+    -------
+    (Z, Y, X) ndarray of bool
+    """
+    body = body_mask(volume.hu)
+    return _airways(_lung_air(volume.hu, body), volume.hu, volume.voxel_volume_ml)
 
 
 def healthy_lungs(volume: CTVolume) -> np.ndarray:

@@ -115,7 +115,7 @@ __all__ = [
 ]
 
 #: Accepted values of ``segment_lungs(method=...)``.
-LUNG_METHODS: tuple[str, ...] = ("auto", "classical", "classical_basic", "model", "hybrid", "union")
+LUNG_METHODS: tuple[str, ...] = ("auto", "classical", "classical_basic", "model", "hybrid", "union", "learned")
 _METHODS = LUNG_METHODS
 #: What ``method="auto"`` runs (measured best, README section ``scoring``).
 AUTO_METHOD: str = "classical"
@@ -212,7 +212,9 @@ def segment_lungs(
     ----------
     volume : CTVolume
         Chest CT in HU, any orientation (handled internally in canonical LPS order).
-    method : {"auto", "classical", "classical_basic", "model", "hybrid", "union"}
+    method : {"auto", "classical", "classical_basic", "model", "hybrid", "union", "learned"}
+        ``"learned"`` is the 2.5-D network trained on real anatomy
+        (:mod:`imaging.scoring.lungs_learned`, weights ``models/weights/lung25d.pt``).
         ``"union"`` is the classical mask plus the learned lung voxels connected to it
         (:func:`union_with_learned`).  ``"auto"`` runs :data:`AUTO_METHOD` (``"classical"``), the method measured best
         on the evaluation data (README section ``scoring``); ``"classical_basic"`` is
@@ -255,6 +257,10 @@ def segment_lungs(
         method = AUTO_METHOD
     if method == "model":
         lab = _model_canonical(hu, spacing, working_spacing_mm=working_spacing_mm)
+    elif method == "learned":
+        from imaging.scoring.lungs_learned import learned_lungs_canonical
+
+        lab = learned_lungs_canonical(hu, spacing)
     elif method == "hybrid":
         from models.inference import predict_lungs_and_opacity  # lazy: torch
 

@@ -1,58 +1,96 @@
-"""Lungs by a 2.5-D network trained on real anatomy (:mod:`models.lung25d`), for validation.
+"""Lungs and opacity by the 2.5-D network trained on real anatomy (:mod:`models.lung25d`).
 
-Not a ``segment_lungs`` method yet: its first weights missed the shipping rule of
-``docs/decisions.md`` (see ``docs/model.md``, "The 2.5-D lung network").  Validation runs
-it from a checkpoint (``scripts/validate.py real-anatomy --lung-weights CKPT``).
+``segment_lungs(method="learned")`` and ``score_scan(lung_method="learned",
+opacity_method="learned")`` run it; the weights are ``models/weights/lung25d.pt`` (model
+card ``models/weights/MODEL_CARD_lung25d.md``).  One network pass per scan gives both:
 
 The network labels every voxel as background, lung, ground-glass or consolidation from
 fixed HU windows of the slice and its neighbours; its lungs are the three non-background
 classes, so consolidated lung against the heart and the diaphragm is lung.  The mask is
-cleaned by three rules and split into right and left:
+cleaned by four rules and split into right and left:
 
 1. only voxels inside the patient count (:func:`imaging.scoring.lung_chest.patient_interior`:
    not the air of the table, not outside the body);
 2. components smaller than :data:`MIN_COMPONENT_FRACTION` of the largest are dropped;
 3. holes enclosed by lung in a slice are filled (vessels, bronchi, nodules);
 4. right / left by :func:`imaging.scoring.lung_sides.split_lungs`.
+
+Its opacity is the ground-glass and consolidation classes inside those lungs: a dense
+region the network calls lesion counts whatever its HU (contrast-enhanced consolidation
+above +50 HU included), while vessels, which it was trained to call lung, stay out.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from imaging.common.volume import CTVolume, canonical_axes, from_canonical, to_canonical
 from imaging.scoring import constants as C
 from imaging.scoring.lung_chest import patient_interior
 from imaging.scoring.lung_sides import split_lungs
+from imaging.scoring.opacity import CONSOLIDATION, GGO
 
-__all__ = ["learned_lungs_canonical", "MIN_COMPONENT_FRACTION"]
+__all__ = [
+    "LearnedSegmentation",
+    "learned_segmentation",
+    "learned_lungs_canonical",
+    "lungs_from_classes",
+    "learned_weights",
+    "learned_available",
+    "MIN_COMPONENT_FRACTION",
+    "WEIGHTS_NAME",
+]
 
 #: Components of the network's lungs smaller than this fraction of the largest are dropped.
 MIN_COMPONENT_FRACTION: float = 0.01
+#: File name of the shipped weights, in ``models/weights/``.
+WEIGHTS_NAME: str = "lung25d.pt"
+#: Network classes (:data:`models.slices25d.CLASS_NAMES`) of ground-glass and consolidation.
+_GGO_CLASS, _CONSOLIDATION_CLASS = 2, 3
 
 
-def learned_lungs_canonical(hu: np.ndarray, spacing: Sequence[float], *, network: object) -> np.ndarray:
-    """Right (1) and left (2) lungs of a canonical volume by a 2.5-D network.
+def learned_weights() -> Path | None:
+    """Path of the shipped 2.5-D weights, or ``None`` when the ``models`` package or the file is missing."""
+    import importlib.util
 
-    Parameters
-    ----------
-    hu : (Z, Y, X) ndarray
-        Canonical volume in HU.
-    spacing : (3,) float
-        Voxel spacing (z, y, x), mm.
-    network : torch.nn.Module
-        The network of a checkpoint (:func:`models.lung25d.load_lung25d`).
+    spec = importlib.util.find_spec("models")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).resolve().parent / "weights" / WEIGHTS_NAME
+    return path if path.is_file() else None
 
-    Returns
-    -------
-    (Z, Y, X) uint8 ndarray
-    """
-    from models.lung25d import predict_classes25d  # lazy: torch
 
+def learned_available() -> bool:
+    """True when the 2.5-D network's weights are shipped and torch can be imported."""
+    import importlib.util
+
+    return learned_weights() is not None and importlib.util.find_spec("torch") is not None
+
+
+@functools.lru_cache(maxsize=2)
+def _network(path: str) -> object:
+    from models.lung25d import load_lung25d  # lazy: torch
+
+    return load_lung25d(path)
+
+
+def _default_network() -> object:
+    path = learned_weights()
+    if path is None:
+        raise FileNotFoundError(f"the 2.5-D network's weights models/weights/{WEIGHTS_NAME} are not installed")
+    return _network(str(path))
+
+
+def lungs_from_classes(classes: np.ndarray, hu: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Right (1) and left (2) lungs from the network's classes of a canonical volume (rules 1-4)."""
     spacing = tuple(float(s) for s in spacing)
-    lungs = predict_classes25d(network, hu, spacing) > 0
+    lungs = classes > 0
     lungs &= patient_interior(hu, C.HU_LUNG_THRESHOLD, spacing)  # not the table, not outside air
     labels, n = ndi.label(lungs)
     if n:
@@ -62,3 +100,71 @@ def learned_lungs_canonical(hu: np.ndarray, spacing: Sequence[float], *, network
     for z in np.flatnonzero(lungs.any(axis=(1, 2))):
         lungs[z] = ndi.binary_fill_holes(lungs[z])
     return split_lungs(lungs, spacing_mm=spacing)
+
+
+def learned_lungs_canonical(hu: np.ndarray, spacing: Sequence[float], *, network: object | None = None) -> np.ndarray:
+    """Right (1) and left (2) lungs of a canonical volume by the 2.5-D network.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) ndarray
+        Canonical volume in HU.
+    spacing : (3,) float
+        Voxel spacing (z, y, x), mm.
+    network : torch.nn.Module, optional
+        The network of a checkpoint (:func:`models.lung25d.load_lung25d`); default the shipped weights.
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray
+    """
+    from models.lung25d import predict_classes25d  # lazy: torch
+
+    spacing = tuple(float(s) for s in spacing)
+    classes = predict_classes25d(network if network is not None else _default_network(), hu, spacing)
+    return lungs_from_classes(classes, hu, spacing)
+
+
+@dataclass(frozen=True)
+class LearnedSegmentation:
+    """The 2.5-D network's result in a volume's geometry.
+
+    Attributes
+    ----------
+    lungs : (Z, Y, X) uint8 ndarray
+        0 background, 1 right lung, 2 left lung.
+    opacity : (Z, Y, X) uint8 ndarray
+        0 none, :data:`imaging.scoring.opacity.GGO`, :data:`imaging.scoring.opacity.CONSOLIDATION`;
+        only inside ``lungs``.
+    weights : str
+        File name of the weights used.
+    """
+
+    lungs: np.ndarray
+    opacity: np.ndarray
+    weights: str
+
+
+def learned_segmentation(volume: CTVolume, *, network: object | None = None) -> LearnedSegmentation:
+    """Lungs and opacity of a CT volume by one pass of the 2.5-D network.
+
+    Parameters
+    ----------
+    volume : CTVolume
+        CT in HU, any orientation.
+    network : torch.nn.Module, optional
+        Default: the shipped weights (:func:`learned_weights`).
+    """
+    from models.lung25d import predict_classes25d  # lazy: torch
+
+    perm, flips = canonical_axes(volume.direction)
+    hu = np.ascontiguousarray(to_canonical(volume.hu, perm, flips))
+    spacing = tuple(float(volume.spacing_mm[p]) for p in perm)
+    classes = predict_classes25d(network if network is not None else _default_network(), hu, spacing)
+    lungs = lungs_from_classes(classes, hu, spacing)
+    opacity = np.zeros(lungs.shape, np.uint8)
+    inside = lungs > 0
+    opacity[inside & (classes == _GGO_CLASS)] = GGO
+    opacity[inside & (classes == _CONSOLIDATION_CLASS)] = CONSOLIDATION
+    name = WEIGHTS_NAME if network is None else "given network"
+    return LearnedSegmentation(from_canonical(lungs, perm, flips), from_canonical(opacity, perm, flips), name)

@@ -55,7 +55,7 @@ from imaging.scoring.scan_score import HALVES, ZONES, ScanScore, not_a_chest_sco
 
 __all__ = ["score_scan", "AUTO_OPACITY_METHOD"]
 
-_OPACITY_METHODS = ("auto", "model", "density")
+_OPACITY_METHODS = ("auto", "model", "density", "learned")
 _ON_NOT_CHEST = ("raise", "flag")
 #: Lung methods that run the learned network (a model opacity then reuses its pass).
 _LEARNED_LUNG_METHODS = ("model", "hybrid", "union")
@@ -115,6 +115,7 @@ def score_scan(
     on_not_chest: str = "raise",
     mask_dir: str | os.PathLike[str] | None = None,
     keep_masks: bool = True,
+    learned: Any = None,
 ) -> ScanScore:
     """Segment the lungs and opacities of one CT scan and score them.
 
@@ -123,13 +124,14 @@ def score_scan(
     volume_or_path : CTVolume or path
         A volume in HU, or anything :func:`imaging.load_scan` reads (series folder,
         NIfTI / NRRD file, ...).
-    lung_method : {"auto", "classical", "classical_basic", "model", "hybrid", "union"}
+    lung_method : {"auto", "classical", "classical_basic", "model", "hybrid", "union", "learned"}
         Passed to :func:`imaging.scoring.lungs.segment_lungs` (``"auto"`` is recorded as the
         method it ran, :data:`imaging.scoring.lungs.AUTO_METHOD`).
-    opacity_method : {"auto", "model", "density"}
-        ``"auto"`` runs :data:`AUTO_OPACITY_METHOD` (density bands, measured better
-        than the learned model so far); ``"model"`` uses the learned network
-        (``models/weights/opacity_unet.pt``).  Density-band results are reported in the
+    opacity_method : {"auto", "model", "density", "learned"}
+        ``"auto"`` runs :data:`AUTO_OPACITY_METHOD`; ``"model"`` uses the 2-D network
+        (``models/weights/opacity_unet.pt``), ``"learned"`` the ground-glass and
+        consolidation classes of the 2.5-D network (``models/weights/lung25d.pt``,
+        :mod:`imaging.scoring.lungs_learned`; one pass with ``lung_method="learned"``).  Density-band results are reported in the
         ``density_*`` fields in every case.
     lung_labels : (Z, Y, X) ndarray, optional
         Your own lung labels (0 / 1 right / 2 left) in the volume's geometry; skips
@@ -152,6 +154,11 @@ def score_scan(
     keep_masks : bool
         Keep the masks in :attr:`~imaging.scoring.scan_score.ScanScore.masks` (the batch
         runner writes them).
+    learned : imaging.scoring.lungs_learned.LearnedSegmentation, optional
+        A pass of the 2.5-D network over this volume
+        (:func:`imaging.scoring.lungs_learned.learned_segmentation`), used by
+        ``lung_method="learned"`` / ``opacity_method="learned"`` instead of running it
+        again: score one volume several ways with one pass.
 
     Returns
     -------
@@ -194,11 +201,13 @@ def score_scan(
     # are one network pass per scan, not two); no chest: raise or flag
     method = _resolve_opacity_method(opacity_method)
     resolved_lungs = AUTO_METHOD if lung_method == "auto" else lung_method
+    learned = _learned_pass(volume, lungs=resolved_lungs == "learned" and lung_labels is None,
+                            opacity=method == "learned", given=learned)
     with _one_model_run(method == "model" and lung_labels is None and resolved_lungs in _LEARNED_LUNG_METHODS):
-        labels, used_lung_method = _find_lungs(volume, lung_method, resolved_lungs, lung_labels)
+        labels, used_lung_method = _find_lungs(volume, lung_method, resolved_lungs, lung_labels, learned)
         lung_ml = int(np.count_nonzero(labels)) * volume.voxel_volume_ml
         model_opacity = (_model_opacity(volume) if method == "model" and lung_ml >= C.NOT_A_CHEST_MAX_LUNG_ML
-                         else None)
+                         else learned.opacity if learned is not None and method == "learned" else None)
     flags = acquisition_flags(volume)
     settings = _base_settings(used_lung_method, high_opacity_min_hu=high_opacity_min_hu, zone_thirds=zone_thirds)
     if lung_ml < C.NOT_A_CHEST_MAX_LUNG_ML:
@@ -210,7 +219,10 @@ def score_scan(
         volume, labels > 0, ggo_min_hu=ggo_min_hu, consolidation_min_hu=consolidation_min_hu,
         vessel_min_hu=vessel_min_hu, vessel_radius_mm=vessel_radius_mm, vessel_regrow_mm=vessel_regrow_mm)
     settings.update(density.settings)
-    opacity = density_labels if model_opacity is None else _model_opacity_in_lungs(model_opacity, labels, settings)
+    opacity = (density_labels if model_opacity is None
+               else _model_opacity_in_lungs(model_opacity, labels, settings, learned=method == "learned"))
+    if learned is not None:
+        settings["learned_weights"] = learned.weights
     settings["opacity_method"] = method
 
     # measure in the lungs and their zones, flag the scan
@@ -255,11 +267,28 @@ def _read_volume(volume_or_path: CTVolume | str | os.PathLike[str]) -> CTVolume:
     raise TypeError(f"volume_or_path must be a CTVolume or a path, got {type(volume_or_path).__name__}")
 
 
+def _learned_pass(volume: CTVolume, *, lungs: bool, opacity: bool, given: Any = None) -> Any:
+    """The 2.5-D network's lungs and opacity (one pass, or ``given``) when either is asked for, else ``None``."""
+    if not (lungs or opacity):
+        return None
+    if given is not None:
+        if np.shape(given.lungs) != volume.shape or np.shape(given.opacity) != volume.shape:
+            raise ValueError(f"learned segmentation shape {np.shape(given.lungs)} differs from volume shape "
+                             f"{volume.shape}")
+        return given
+    from imaging.scoring.lungs_learned import learned_segmentation
+
+    return learned_segmentation(volume)
+
+
 def _find_lungs(volume: CTVolume, lung_method: str, resolved_lungs: str,
-                lung_labels: np.ndarray | None) -> tuple[np.ndarray, str]:
+                lung_labels: np.ndarray | None, learned: Any = None) -> tuple[np.ndarray, str]:
     """Lung labels (0 / 1 right / 2 left) in the volume's geometry and the lung method to
     record: segmented by ``lung_method`` (recorded as ``resolved_lungs``, what ``"auto"``
-    ran), or the given ``lung_labels`` checked (recorded as ``"given"``)."""
+    ran; ``"learned"`` taken from the network pass ``learned``), or the given
+    ``lung_labels`` checked (recorded as ``"given"``)."""
+    if lung_labels is None and resolved_lungs == "learned" and learned is not None:
+        return learned.lungs, resolved_lungs
     if lung_labels is None:
         return segment_lungs(volume, method=lung_method), resolved_lungs
     return _given_lung_labels(lung_labels, volume), "given"
@@ -348,12 +377,15 @@ def _density_bands(volume: CTVolume, lung: np.ndarray, **options: float) -> tupl
     return density, from_canonical(density.labels, perm, flips)
 
 
-def _model_opacity_in_lungs(model_opacity: np.ndarray, labels: np.ndarray, settings: dict[str, Any]) -> np.ndarray:
-    """The learned model's opacity labels inside the lungs; records its weights in ``settings``."""
+def _model_opacity_in_lungs(model_opacity: np.ndarray, labels: np.ndarray, settings: dict[str, Any], *,
+                            learned: bool = False) -> np.ndarray:
+    """A network's opacity labels inside the lungs; records the weights of the 2-D model
+    (the 2.5-D network's are recorded as ``learned_weights``) in ``settings``."""
     opacity = np.where(labels > 0, model_opacity, 0).astype(np.uint8)
-    from models.inference import DEFAULT_WEIGHTS
+    if not learned:
+        from models.inference import DEFAULT_WEIGHTS
 
-    settings["model_weights"] = DEFAULT_WEIGHTS.name
+        settings["model_weights"] = DEFAULT_WEIGHTS.name
     return opacity
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "summarise_real_anatomy",
     "render_truth_review",
     "learned_lungs",
+    "load_network",
 ]
 
 #: The near-healthy real scans of ``../shared/data`` that lesions are inserted into.
@@ -41,11 +42,13 @@ INVOLVEMENTS_PCT: tuple[float, ...] = (0.0, 5.0, 15.0, 30.0, 45.0, 60.0)
 
 
 def evaluate_case(case: HybridCase, *, lung_method: str = "auto", opacity_method: str = "auto",
-                  lung_fn: Callable[[CTVolume], np.ndarray] | None = None) -> dict[str, Any]:
+                  lung_fn: Callable[[CTVolume], np.ndarray] | None = None, learned: Any = None) -> dict[str, Any]:
     """Score one case with :func:`imaging.score_scan` and compare with its truth.
 
     ``lung_fn``, when given, returns lung labels (0 / 1 right / 2 left) for the volume
     (e.g. a learned lung mask), which the score then uses instead of ``lung_method``.
+    ``learned``: a pass of the 2.5-D network over the case
+    (:func:`imaging.scoring.lungs_learned.learned_segmentation`) for the ``"learned"`` methods.
 
     Returns
     -------
@@ -58,9 +61,10 @@ def evaluate_case(case: HybridCase, *, lung_method: str = "auto", opacity_method
     from imaging.scoring.scores import score_scan
 
     if lung_fn is not None:
-        score = score_scan(case.volume, lung_labels=lung_fn(case.volume), opacity_method=opacity_method)
+        score = score_scan(case.volume, lung_labels=lung_fn(case.volume), opacity_method=opacity_method,
+                           learned=learned)
     else:
-        score = score_scan(case.volume, lung_method=lung_method, opacity_method=opacity_method)
+        score = score_scan(case.volume, lung_method=lung_method, opacity_method=opacity_method, learned=learned)
     lungs = np.asarray(score.masks["lungs"]) > 0
     lesion = case.ggo | case.consolidation
     ml = case.volume.voxel_volume_ml
@@ -84,7 +88,8 @@ def _inside(part: np.ndarray, mask: np.ndarray) -> float:
 
 
 def evaluate_scan(volume: CTVolume, name: str, *, involvements: Sequence[float] = INVOLVEMENTS_PCT,
-                  seed: int = 0, lungs: np.ndarray | None = None, **score_options: Any) -> list[dict[str, Any]]:
+                  seed: int = 0, lungs: np.ndarray | None = None, opacity_methods: Sequence[str] | None = None,
+                  network: Any = None, **score_options: Any) -> list[dict[str, Any]]:
     """Insert lesions at each involvement into one real scan and evaluate the score.
 
     Parameters
@@ -99,15 +104,31 @@ def evaluate_scan(volume: CTVolume, name: str, *, involvements: Sequence[float] 
         Seed of the lesion placement (the same for every involvement level, offset by it).
     lungs : ndarray of bool, optional
         Reviewed reference lungs; computed with :func:`healthy_lungs` when not given.
+    opacity_methods : sequence of str, optional
+        Score each case with each of these opacity methods (a row each, ``"opacity"``
+        naming it) instead of ``score_options["opacity_method"]``.
+    network : torch.nn.Module, optional
+        The 2.5-D network for the ``"learned"`` methods (default: the shipped weights); it
+        runs once per case however many methods use it.
     **score_options
         ``lung_method`` / ``opacity_method`` / ``lung_fn`` for :func:`evaluate_case`.
     """
     lungs = healthy_lungs(volume) if lungs is None else lungs
     context = prepare_scan(volume, lungs)
+    methods = list(opacity_methods) if opacity_methods else [score_options.pop("opacity_method", "auto")]
+    score_options.pop("opacity_method", None)
+    needs_network = score_options.get("lung_method") == "learned" or "learned" in methods
     rows = []
     for level in involvements:
         case = insert_lesions(volume, lungs, level, rng=seed + int(round(level * 10)), context=context)
-        rows.append({"scan": name, "involvement_pct": float(level), **evaluate_case(case, **score_options)})
+        learned = None
+        if needs_network:
+            from imaging.scoring.lungs_learned import learned_segmentation
+
+            learned = learned_segmentation(case.volume, network=network)
+        for method in methods:
+            rows.append({"scan": name, "involvement_pct": float(level), "opacity": method,
+                         **evaluate_case(case, opacity_method=method, learned=learned, **score_options)})
     return rows
 
 
@@ -184,11 +205,17 @@ def learned_lungs(checkpoint: str | Path) -> Callable[[CTVolume], np.ndarray]:
     The volumes of these cases are canonical (as :func:`imaging.load_scan` returns them).
     """
     from imaging.scoring.lungs_learned import learned_lungs_canonical
-    from models.lung25d import load_lung25d
 
-    net = load_lung25d(checkpoint)
+    net = load_network(checkpoint)
 
     def lung_fn(volume: CTVolume) -> np.ndarray:
         return learned_lungs_canonical(volume.hu, volume.spacing_mm, network=net)
 
     return lung_fn
+
+
+def load_network(checkpoint: str | Path) -> Any:
+    """The 2.5-D network of a checkpoint or of exported weights (imports torch)."""
+    from models.lung25d import load_lung25d
+
+    return load_lung25d(checkpoint)

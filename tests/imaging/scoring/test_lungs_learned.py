@@ -33,3 +33,61 @@ def test_learned_lungs_keep_to_the_patient_and_split_sides():
     # the outside air and the air under the table are 'lung' for the oracle: all dropped
     assert 2 * (lungs & truth).sum() / (lungs.sum() + truth.sum()) > 0.9
     assert np.nonzero(labels == 1)[2].mean() < np.nonzero(labels == 2)[2].mean()  # right = patient's right
+
+
+class _LesionOracle(_Oracle):
+    """Also calls dense lung lesion: consolidation where the centre slice is -300..+150 HU
+    *inside* an aerated neighbourhood is beyond an oracle, so it labels by HU only: lung
+    below -700 HU, ground-glass -700..-300, consolidation above; background where the
+    wide-window slice is not lung-like (outside the chest it still says lung for air)."""
+
+    def forward(self, x):
+        hu = x[:, 1] * 1424.0 - 1024.0
+        lung = (hu < -700).float()
+        ggo = ((hu >= -700) & (hu < -300)).float()
+        return torch.stack([1 - lung - ggo, lung, ggo, 0 * lung], dim=1) * 10
+
+
+def test_learned_segmentation_opacity_lies_inside_its_lungs():
+    from imaging.scoring.lungs_learned import learned_segmentation
+    from imaging.scoring.opacity import CONSOLIDATION, GGO
+
+    phantom = make_phantom(percent_opacity=20.0, rng=np.random.default_rng(4))
+    seg = learned_segmentation(phantom.volume, network=_LesionOracle().eval())
+    assert seg.lungs.shape == seg.opacity.shape == phantom.volume.shape
+    assert set(np.unique(seg.opacity)) <= {0, GGO, CONSOLIDATION}
+    assert not (seg.opacity & (seg.lungs == 0)).any()
+    assert (seg.opacity == GGO).sum() > 0 and seg.weights == "given network"
+
+
+def test_learned_segmentation_returns_the_volume_geometry():
+    from imaging.common.volume import CTVolume
+    from imaging.scoring.lungs_learned import learned_segmentation
+
+    phantom = make_phantom(percent_opacity=10.0, rng=np.random.default_rng(6))
+    net = _LesionOracle().eval()
+    canonical = learned_segmentation(phantom.volume, network=net)
+    v = phantom.volume
+    flipped = CTVolume(v.hu[::-1].copy(), v.spacing_mm,
+                       direction=np.asarray(v.direction) @ np.diag([1.0, 1.0, -1.0]))  # index z runs down
+    seg = learned_segmentation(flipped, network=net)
+    np.testing.assert_array_equal(seg.lungs[::-1] > 0, canonical.lungs > 0)
+    np.testing.assert_array_equal(seg.opacity[::-1], canonical.opacity)
+
+
+def test_score_scan_scores_a_given_learned_pass():
+    from imaging.scoring.lungs_learned import LearnedSegmentation
+    from imaging.scoring.scores import score_scan
+
+    phantom = make_phantom(percent_opacity=25.0, rng=np.random.default_rng(7))
+    seg = LearnedSegmentation(phantom.lungs, np.where(phantom.lungs > 0, phantom.lesions, 0).astype(np.uint8), "truth")
+    score = score_scan(phantom.volume, lung_method="learned", opacity_method="learned", learned=seg)
+    truth = 100.0 * np.count_nonzero(seg.opacity) / np.count_nonzero(seg.lungs)
+    assert score.percent_opacity == pytest.approx(truth, rel=1e-9)
+    assert score.lung_method == "learned" and score.opacity_method == "learned"
+    assert score.settings["learned_weights"] == "truth"
+    density = score_scan(phantom.volume, lung_method="learned", opacity_method="density", learned=seg)
+    assert density.lung_volume_ml == pytest.approx(score.lung_volume_ml)
+    with pytest.raises(ValueError, match="differs from volume shape"):
+        score_scan(phantom.volume, lung_method="learned",
+                   learned=LearnedSegmentation(seg.lungs[1:], seg.opacity[1:], "truth"))
