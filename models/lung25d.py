@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.slices25d import CLASS_NAMES, IN_CHANNELS, from_grid, labels_of, volume_channels
+from models.slices25d import CLASS_NAMES, IN_CHANNELS, labels_of, volume_channels
 
 __all__ = ["CaseArrays", "build_case", "train_lung25d", "predict_classes25d", "load_lung25d", "export_weights", "CROP"]
 
@@ -218,20 +218,63 @@ def load_lung25d(path: str | Path) -> Any:
     return net
 
 
+def _grid_channels(hu: np.ndarray, zs: np.ndarray, k: int, pixel_mm: tuple[float, float]) -> np.ndarray:
+    """Network input of slices ``zs`` (as :func:`models.slices25d.volume_channels` makes it
+    for a whole volume), ``(len(zs), IN_CHANNELS, Y', X')`` float32."""
+    from models.slices25d import SOFT_WINDOW_HU, WIDE_WINDOW_HU, to_grid, window
+
+    last = hu.shape[0] - 1
+    below, above = np.clip(zs - k, 0, last), np.clip(zs + k, 0, last)
+    need = np.unique(np.concatenate([below, zs, above]))
+    wide = to_grid(window(hu[need], WIDE_WINDOW_HU), pixel_mm)
+    where = {int(z): i for i, z in enumerate(need)}
+    soft = to_grid(window(hu[zs], SOFT_WINDOW_HU), pixel_mm)
+    pick = lambda zz: wide[[where[int(z)] for z in zz]]  # noqa: E731
+    return np.stack([pick(below), pick(zs), pick(above), soft], axis=1).astype(np.float32)
+
+
+def _nearest_rows(native: int, grid: int) -> np.ndarray:
+    """Grid index of each native pixel (edges aligned, as :func:`models.slices25d.to_grid`)."""
+    return np.minimum(((np.arange(native) + 0.5) * grid / native).astype(np.int64), grid - 1)
+
+
+#: Slices thinner than this are not all run: every ``round(Z_STEP_MM / slice)``-th slice is,
+#: and each slice between takes the classes of the nearest one run.
+Z_STEP_MM: float = 1.25
+
+
 def predict_classes25d(net: Any, hu: np.ndarray, spacing_mm: tuple[float, float, float], *,
-                       batch: int = 8) -> np.ndarray:
-    """Class labels (:data:`models.slices25d.CLASS_NAMES`) of a canonical volume, ``(Z, Y, X)`` uint8."""
+                       batch: int = 8, box: tuple[int, int, int, int] | None = None,
+                       z_step_mm: float = Z_STEP_MM) -> np.ndarray:
+    """Class labels (:data:`models.slices25d.CLASS_NAMES`) of a canonical volume, ``(Z, Y, X)`` uint8.
+
+    Slices are run ``batch`` at a time (memory stays small whatever the scan's length),
+    inside ``box`` = (row start, row stop, column start, column stop) when given (the
+    patient's extent: outside it is background), at the network's grid; classes are
+    taken back to the scan's pixels by nearest neighbour.
+    """
     import torch
 
-    x = volume_channels(hu, spacing_mm)
-    m = net.multiple
-    H, W = x.shape[-2:]
-    ph, pw = (-H) % m, (-W) % m
-    probs = np.empty((x.shape[0], len(CLASS_NAMES), H, W), np.float32)
-    with torch.inference_mode():
-        for i in range(0, x.shape[0], batch):
-            chunk = torch.from_numpy(np.pad(x[i:i + batch].astype(np.float32), ((0, 0), (0, 0), (0, ph), (0, pw))))
-            probs[i:i + batch] = torch.softmax(net(chunk), dim=1)[..., :H, :W].numpy()
-    back = from_grid(probs, hu.shape[1:], order=1)
-    return np.argmax(back, axis=1).astype(np.uint8)
+    from models.slices25d import neighbour_offset
 
+    Z, Y, X = hu.shape
+    y0, y1, x0, x1 = box if box is not None else (0, Y, 0, X)
+    sub = hu[:, y0:y1, x0:x1]
+    k = neighbour_offset(spacing_mm[0])
+    step = max(1, int(round(z_step_mm / float(spacing_mm[0]))))
+    targets = np.unique(np.r_[np.arange(0, Z, step), Z - 1])
+    out = np.zeros(hu.shape, np.uint8)
+    m = net.multiple
+    with torch.inference_mode():
+        for i in range(0, len(targets), batch):
+            zs = targets[i:i + batch]
+            x = _grid_channels(sub, zs, k, tuple(spacing_mm[1:]))
+            H, W = x.shape[-2:]
+            x = np.pad(x, ((0, 0), (0, 0), (0, (-H) % m), (0, (-W) % m)))
+            classes = net(torch.from_numpy(x)).argmax(dim=1)[:, :H, :W].numpy().astype(np.uint8)
+            rows, cols = _nearest_rows(y1 - y0, H), _nearest_rows(x1 - x0, W)
+            out[zs, y0:y1, x0:x1] = classes[:, rows[:, None], cols[None, :]]
+    if step > 1:  # each slice between takes the nearest slice run
+        nearest = targets[np.abs(np.arange(Z)[:, None] - targets[None, :]).argmin(axis=1)]
+        out = out[nearest]
+    return out

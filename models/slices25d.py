@@ -26,10 +26,10 @@ __all__ = [
     "IN_CHANNELS",
     "CLASS_NAMES",
     "neighbour_offset",
+    "window",
     "volume_channels",
     "labels_of",
     "to_grid",
-    "from_grid",
 ]
 
 #: Wide window (HU) mapped to 0..1: air to cortical bone.
@@ -46,8 +46,9 @@ IN_CHANNELS: int = 4
 CLASS_NAMES: tuple[str, ...] = ("background", "lung", "ground_glass", "consolidation")
 
 
-def _window(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    lo, hi = window
+def window(hu: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    """HU mapped to 0..1 over ``bounds`` (low, high), clipped; float32."""
+    lo, hi = bounds
     return np.clip((hu.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
 
 
@@ -62,15 +63,6 @@ def to_grid(image: np.ndarray, pixel_mm: tuple[float, float], *, order: int = 1)
     if np.allclose(factors, 1.0):
         return image
     return ndi.zoom(image, factors, order=order, mode="nearest", grid_mode=True)
-
-
-def from_grid(image: np.ndarray, shape: tuple[int, int], *, order: int = 1) -> np.ndarray:
-    """Resample the last two axes of a grid image back to an in-plane ``shape``."""
-    if image.shape[-2:] == tuple(shape):
-        return image
-    factors = [1.0] * (image.ndim - 2) + [shape[0] / image.shape[-2], shape[1] / image.shape[-1]]
-    out = ndi.zoom(image, factors, order=order, mode="nearest", grid_mode=True)
-    return out[..., : shape[0], : shape[1]]
 
 
 def volume_channels(hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> np.ndarray:
@@ -89,8 +81,8 @@ def volume_channels(hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> n
         In-plane size ``Y' = round(Y * y_mm / PIXEL_MM)`` (likewise ``X'``).
     """
     k = neighbour_offset(spacing_mm[0])
-    wide = to_grid(_window(hu, WIDE_WINDOW_HU), spacing_mm[1:])
-    soft = to_grid(_window(hu, SOFT_WINDOW_HU), spacing_mm[1:])
+    wide = to_grid(window(hu, WIDE_WINDOW_HU), spacing_mm[1:])
+    soft = to_grid(window(hu, SOFT_WINDOW_HU), spacing_mm[1:])
     z = np.arange(hu.shape[0])
     below, above = np.clip(z - k, 0, z[-1]), np.clip(z + k, 0, z[-1])
     return np.stack([wide[below], wide, wide[above], soft], axis=1).astype(np.float16)

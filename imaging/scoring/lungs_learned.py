@@ -7,13 +7,17 @@ card ``models/weights/MODEL_CARD_lung25d.md``).  One network pass per scan gives
 The network labels every voxel as background, lung, ground-glass or consolidation from
 fixed HU windows of the slice and its neighbours; its lungs are the three non-background
 classes, so consolidated lung against the heart and the diaphragm is lung.  The mask is
-cleaned by four rules and split into right and left:
+cleaned by five rules and split into right and left:
 
-1. only voxels inside the patient count (:func:`imaging.scoring.lung_chest.patient_interior`:
-   not the air of the table, not outside the body);
+1. only voxels inside the patient count (:func:`imaging.scoring.lung_chest.patient_interior`
+   at about 1.5 mm: not the air of the table, not outside the body); the network runs only
+   over the patient's in-plane extent;
 2. components smaller than :data:`MIN_COMPONENT_FRACTION` of the largest are dropped;
-3. holes enclosed by lung in a slice are filled (vessels, bronchi, nodules);
-4. right / left by :func:`imaging.scoring.lung_sides.split_lungs`.
+3. components lying wholly below the middle of the largest one's height are dropped
+   (stomach and bowel gas under the diaphragm: the lungs' bases belong to components
+   that reach far higher);
+4. holes enclosed by lung in a slice are filled (vessels, bronchi, nodules);
+5. right / left by :func:`imaging.scoring.lung_sides.split_lungs`.
 
 Its opacity is the ground-glass and consolidation classes inside those lungs: a dense
 region the network calls lesion counts whatever its HU (contrast-enhanced consolidation
@@ -40,7 +44,9 @@ __all__ = [
     "LearnedSegmentation",
     "learned_segmentation",
     "learned_lungs_canonical",
+    "learned_classes",
     "lungs_from_classes",
+    "patient_interior_fast",
     "learned_weights",
     "learned_available",
     "MIN_COMPONENT_FRACTION",
@@ -87,16 +93,67 @@ def _default_network() -> object:
     return _network(str(path))
 
 
-def lungs_from_classes(classes: np.ndarray, hu: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-    """Right (1) and left (2) lungs from the network's classes of a canonical volume (rules 1-4)."""
+#: In-plane spacing (mm) at which the patient's interior is found (rule 1).
+INTERIOR_SPACING_MM: float = 1.5
+#: Margin (mm) around the patient's interior inside which the network runs.
+BOX_MARGIN_MM: float = 8.0
+
+
+def patient_interior_fast(hu: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """:func:`imaging.scoring.lung_chest.patient_interior` found at about
+    :data:`INTERIOR_SPACING_MM` in-plane and taken back to the scan's pixels."""
+    f = max(1, int(round(INTERIOR_SPACING_MM / float(min(spacing[1], spacing[2])))))
+    low = patient_interior(hu[:, ::f, ::f], C.HU_LUNG_THRESHOLD, (spacing[0], spacing[1] * f, spacing[2] * f))
+    if f == 1:
+        return low
+    return np.repeat(np.repeat(low, f, axis=1), f, axis=2)[:, : hu.shape[1], : hu.shape[2]]
+
+
+def _box(interior: np.ndarray, spacing: Sequence[float]) -> tuple[int, int, int, int] | None:
+    """In-plane extent (row start, stop, column start, stop) of the patient, with a margin."""
+    rows, cols = np.flatnonzero(interior.any(axis=(0, 2))), np.flatnonzero(interior.any(axis=(0, 1)))
+    if not rows.size:
+        return None
+    my, mx = (int(np.ceil(BOX_MARGIN_MM / float(s))) for s in spacing[1:])
+    Y, X = interior.shape[1:]
+    return max(0, rows[0] - my), min(Y, rows[-1] + 1 + my), max(0, cols[0] - mx), min(X, cols[-1] + 1 + mx)
+
+
+def learned_classes(hu: np.ndarray, spacing: Sequence[float], *, network: object | None = None,
+                    interior: np.ndarray | None = None) -> np.ndarray:
+    """The network's classes (0 background, 1 lung, 2 ground-glass, 3 consolidation) of a
+    canonical volume, run only over the patient's extent."""
+    from models.lung25d import predict_classes25d  # lazy: torch
+
+    spacing = tuple(float(s) for s in spacing)
+    interior = patient_interior_fast(hu, spacing) if interior is None else interior
+    net = network if network is not None else _default_network()
+    return predict_classes25d(net, hu, spacing, box=_box(interior, spacing))
+
+
+def _main_components(lungs: np.ndarray) -> np.ndarray:
+    """Rules 2 and 3: components of at least :data:`MIN_COMPONENT_FRACTION` of the largest,
+    not wholly below the middle of the largest one's height."""
+    labels, n = ndi.label(lungs)
+    if not n:
+        return lungs
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    boxes = ndi.find_objects(labels)
+    largest = boxes[int(np.argmax(sizes)) - 1][0]
+    middle = 0.5 * (largest.start + largest.stop - 1)
+    keep = [i + 1 for i, box in enumerate(boxes)
+            if box is not None and sizes[i + 1] >= MIN_COMPONENT_FRACTION * sizes.max() and box[0].stop - 1 >= middle]
+    return np.isin(labels, keep)
+
+
+def lungs_from_classes(classes: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
+                       interior: np.ndarray | None = None) -> np.ndarray:
+    """Right (1) and left (2) lungs from the network's classes of a canonical volume (rules 1-5)."""
     spacing = tuple(float(s) for s in spacing)
     lungs = classes > 0
-    lungs &= patient_interior(hu, C.HU_LUNG_THRESHOLD, spacing)  # not the table, not outside air
-    labels, n = ndi.label(lungs)
-    if n:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        lungs = np.isin(labels, np.flatnonzero(sizes >= MIN_COMPONENT_FRACTION * sizes.max()))
+    lungs &= patient_interior_fast(hu, spacing) if interior is None else interior  # not the table, outside air
+    lungs = _main_components(lungs)
     for z in np.flatnonzero(lungs.any(axis=(1, 2))):
         lungs[z] = ndi.binary_fill_holes(lungs[z])
     return split_lungs(lungs, spacing_mm=spacing)
@@ -118,11 +175,9 @@ def learned_lungs_canonical(hu: np.ndarray, spacing: Sequence[float], *, network
     -------
     (Z, Y, X) uint8 ndarray
     """
-    from models.lung25d import predict_classes25d  # lazy: torch
-
-    spacing = tuple(float(s) for s in spacing)
-    classes = predict_classes25d(network if network is not None else _default_network(), hu, spacing)
-    return lungs_from_classes(classes, hu, spacing)
+    interior = patient_interior_fast(hu, spacing)
+    classes = learned_classes(hu, spacing, network=network, interior=interior)
+    return lungs_from_classes(classes, hu, spacing, interior=interior)
 
 
 @dataclass(frozen=True)
@@ -155,13 +210,12 @@ def learned_segmentation(volume: CTVolume, *, network: object | None = None) -> 
     network : torch.nn.Module, optional
         Default: the shipped weights (:func:`learned_weights`).
     """
-    from models.lung25d import predict_classes25d  # lazy: torch
-
     perm, flips = canonical_axes(volume.direction)
     hu = np.ascontiguousarray(to_canonical(volume.hu, perm, flips))
     spacing = tuple(float(volume.spacing_mm[p]) for p in perm)
-    classes = predict_classes25d(network if network is not None else _default_network(), hu, spacing)
-    lungs = lungs_from_classes(classes, hu, spacing)
+    interior = patient_interior_fast(hu, spacing)
+    classes = learned_classes(hu, spacing, network=network, interior=interior)
+    lungs = lungs_from_classes(classes, hu, spacing, interior=interior)
     opacity = np.zeros(lungs.shape, np.uint8)
     inside = lungs > 0
     opacity[inside & (classes == _GGO_CLASS)] = GGO

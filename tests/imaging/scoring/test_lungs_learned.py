@@ -91,3 +91,20 @@ def test_score_scan_scores_a_given_learned_pass():
     with pytest.raises(ValueError, match="differs from volume shape"):
         score_scan(phantom.volume, lung_method="learned",
                    learned=LearnedSegmentation(seg.lungs[1:], seg.opacity[1:], "truth"))
+
+
+def test_gas_below_the_lungs_is_dropped_even_when_the_network_calls_it_lung():
+    phantom = make_phantom(percent_opacity=0.0, rng=np.random.default_rng(3))
+    hu = phantom.volume.hu.copy()
+    truth = phantom.lungs > 0
+    zs = np.flatnonzero(truth.any(axis=(1, 2)))
+    assert zs[0] >= 4, "the phantom needs slices under its lungs"
+    body = np.nonzero(hu[zs[0] - 2] > -300)
+    cy, cx = int(np.median(body[0])), int(np.percentile(body[1], 70))  # under the left lung
+    stomach = (slice(0, zs[0] - 1), slice(cy - 10, cy + 10), slice(cx - 10, cx + 10))
+    hu[stomach] = -1000  # a gas bubble under the left lung, apart from it
+    assert hu[stomach].size > 0.02 * truth.sum(), "big enough to pass the component-size rule"
+    labels = learned_lungs_canonical(hu, phantom.volume.spacing_mm, network=_Oracle().eval())
+    assert not labels[stomach].any()
+    lungs = labels > 0
+    assert 2 * (lungs & truth).sum() / (lungs.sum() + truth.sum()) > 0.9
