@@ -19,9 +19,13 @@ cleaned by five rules and split into right and left:
 4. holes enclosed by lung in a slice are filled (vessels, bronchi, nodules);
 5. right / left by :func:`imaging.scoring.lung_sides.split_lungs`.
 
-Its opacity is the ground-glass and consolidation classes inside those lungs: a dense
-region the network calls lesion counts whatever its HU (contrast-enhanced consolidation
-above +50 HU included), while vessels, which it was trained to call lung, stay out.
+Its opacity (:func:`opacity_from_classes`) is what the network calls lesion (either lesion
+class) inside those lungs and at least -700 HU (``HU_GGO_MIN``: aerated lung the network
+blurred into a lesion's edge stays out); ground-glass and consolidation are then told
+apart by HU at -300 (``HU_CONSOLIDATION_MIN``), as the density bands do.  There is no upper
+limit: a dense region the network calls lesion counts whatever its HU (contrast-enhanced
+consolidation above +50 HU included), while vessels, which it was trained to call lung,
+stay out.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = [
     "learned_lungs_canonical",
     "learned_classes",
     "lungs_from_classes",
+    "opacity_from_classes",
     "patient_interior_fast",
     "learned_weights",
     "learned_available",
@@ -180,6 +185,24 @@ def learned_lungs_canonical(hu: np.ndarray, spacing: Sequence[float], *, network
     return lungs_from_classes(classes, hu, spacing, interior=interior)
 
 
+def opacity_from_classes(classes: np.ndarray, hu: np.ndarray, lungs: np.ndarray) -> np.ndarray:
+    """Opacity labels from the network's classes: its lesion (ground-glass or consolidation
+    class) inside ``lungs`` and at least :data:`imaging.scoring.constants.HU_GGO_MIN`;
+    ground-glass below :data:`imaging.scoring.constants.HU_CONSOLIDATION_MIN`, consolidation
+    from there up, without an upper limit (contrast-enhanced consolidation counts).
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray
+        0, :data:`imaging.scoring.opacity.GGO` or :data:`imaging.scoring.opacity.CONSOLIDATION`.
+    """
+    lesion = lungs & ((classes == _GGO_CLASS) | (classes == _CONSOLIDATION_CLASS)) & (hu >= C.HU_GGO_MIN)
+    opacity = np.zeros(classes.shape, np.uint8)
+    opacity[lesion] = GGO
+    opacity[lesion & (hu >= C.HU_CONSOLIDATION_MIN)] = CONSOLIDATION
+    return opacity
+
+
 @dataclass(frozen=True)
 class LearnedSegmentation:
     """The 2.5-D network's result in a volume's geometry.
@@ -216,9 +239,6 @@ def learned_segmentation(volume: CTVolume, *, network: object | None = None) -> 
     interior = patient_interior_fast(hu, spacing)
     classes = learned_classes(hu, spacing, network=network, interior=interior)
     lungs = lungs_from_classes(classes, hu, spacing, interior=interior)
-    opacity = np.zeros(lungs.shape, np.uint8)
-    inside = lungs > 0
-    opacity[inside & (classes == _GGO_CLASS)] = GGO
-    opacity[inside & (classes == _CONSOLIDATION_CLASS)] = CONSOLIDATION
+    opacity = opacity_from_classes(classes, hu, lungs > 0)
     name = WEIGHTS_NAME if network is None else "given network"
     return LearnedSegmentation(from_canonical(lungs, perm, flips), from_canonical(opacity, perm, flips), name)

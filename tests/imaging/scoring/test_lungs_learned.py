@@ -108,3 +108,14 @@ def test_gas_below_the_lungs_is_dropped_even_when_the_network_calls_it_lung():
     assert not labels[stomach].any()
     lungs = labels > 0
     assert 2 * (lungs & truth).sum() / (lungs.sum() + truth.sum()) > 0.9
+
+
+def test_opacity_from_classes_counts_contrast_enhanced_lesion_not_vessels_or_aerated_edges():
+    from imaging.scoring.lungs_learned import opacity_from_classes
+    from imaging.scoring.opacity import CONSOLIDATION, GGO
+
+    hu = np.array([[[120, 100, -500, -800, -100, 30]]], np.float32)
+    classes = np.array([[[3, 1, 2, 2, 3, 3]]], np.uint8)  # lesion, vessel (lung), GGO, blurred edge, ...
+    lungs = np.array([[[True, True, True, True, True, False]]])
+    got = opacity_from_classes(classes, hu, lungs)[0, 0].tolist()
+    assert got == [CONSOLIDATION, 0, GGO, 0, CONSOLIDATION, 0]
