@@ -112,6 +112,8 @@ __all__ = [
     "model_available",
     "LUNG_METHODS",
     "AUTO_METHOD",
+    "AUTO_LEARNED",
+    "auto_lung_method",
 ]
 
 #: Accepted values of ``segment_lungs(method=...)``.
@@ -119,6 +121,29 @@ LUNG_METHODS: tuple[str, ...] = ("auto", "classical", "classical_basic", "model"
 _METHODS = LUNG_METHODS
 #: What ``method="auto"`` runs (measured best, README section ``scoring``).
 AUTO_METHOD: str = "classical"
+#: Whether ``"auto"`` runs the 2.5-D network (``"learned"``) on scans in its domain
+#: (:func:`auto_lung_method`); the choice and its numbers are in ``docs/decisions.md``.
+AUTO_LEARNED: bool = False
+#: Largest in-plane pixel (mm) of a scan ``"auto"`` gives the 2.5-D network: it was trained
+#: on 0.68-0.70 mm pixels and validated on 0.70-0.82 mm (``docs/model.md``).
+LEARNED_MAX_PIXEL_MM: float = 1.0
+#: Thickest slice spacing (mm) ``"auto"`` gives the 2.5-D network (trained on 1.25 and 2.5 mm).
+LEARNED_MAX_SLICE_MM: float = 3.0
+
+
+def auto_lung_method(volume: CTVolume) -> str:
+    """What ``method="auto"`` runs on this volume.
+
+    ``"learned"`` (the 2.5-D network) when :data:`AUTO_LEARNED` is on, its weights are
+    installed and the scan is like those it was trained and validated on (pixels of at most
+    :data:`LEARNED_MAX_PIXEL_MM`, slices of at most :data:`LEARNED_MAX_SLICE_MM`);
+    otherwise :data:`AUTO_METHOD` (``"classical"``).
+    """
+    from imaging.scoring.lungs_learned import learned_available
+
+    sz, sy, sx = (float(s) for s in volume.spacing_mm)
+    in_domain = max(sy, sx) <= LEARNED_MAX_PIXEL_MM and sz <= LEARNED_MAX_SLICE_MM
+    return "learned" if AUTO_LEARNED and in_domain and learned_available() else AUTO_METHOD
 
 
 def _model_canonical(hu: np.ndarray, spacing: Sequence[float], *, working_spacing_mm: float) -> np.ndarray:
@@ -254,7 +279,7 @@ def segment_lungs(
     hu = np.ascontiguousarray(to_canonical(volume.hu, perm, flips))
     spacing = tuple(volume.spacing_mm[p] for p in perm)
     if method == "auto":
-        method = AUTO_METHOD
+        method = auto_lung_method(volume)
     if method == "model":
         lab = _model_canonical(hu, spacing, working_spacing_mm=working_spacing_mm)
     elif method == "learned":

@@ -47,7 +47,7 @@ from imaging.common.volume import CTVolume, canonical_axes, from_canonical, to_c
 from imaging.scoring import constants as C
 from imaging.scoring.lung_sides import LEFT, RIGHT, body_midline_x, split_lungs
 from imaging.scoring.lung_zones import ZONE_NAMES, lung_zones
-from imaging.scoring.lungs import AUTO_METHOD, LUNG_METHODS, check_finite_hu, model_available, segment_lungs
+from imaging.scoring.lungs import LUNG_METHODS, auto_lung_method, check_finite_hu, model_available, segment_lungs
 from imaging.scoring.mask_files import mask_stem, save_masks
 from imaging.scoring.opacity import CONSOLIDATION, GGO, DensityBands, density_bands
 from imaging.scoring.quality_flags import acquisition_flags, lung_flags, mediastinum_median_hu, not_a_chest_message
@@ -69,7 +69,12 @@ _LEARNED_LUNG_METHODS = ("model", "hybrid", "union")
 AUTO_OPACITY_METHOD: str = "density"
 
 
-def _resolve_opacity_method(method: str) -> str:
+def _resolve_opacity_method(method: str, lung_method: str) -> str:
+    """What ``opacity_method=method`` runs with lungs found by ``lung_method`` (resolved):
+    ``"auto"`` is the 2.5-D network's opacity when its lungs are used (one pass), else
+    :data:`AUTO_OPACITY_METHOD`."""
+    if method == "auto" and lung_method == "learned":
+        return "learned"
     if method == "auto":
         if AUTO_OPACITY_METHOD == "model" and not model_available():
             return "density"
@@ -126,9 +131,10 @@ def score_scan(
         NIfTI / NRRD file, ...).
     lung_method : {"auto", "classical", "classical_basic", "model", "hybrid", "union", "learned"}
         Passed to :func:`imaging.scoring.lungs.segment_lungs` (``"auto"`` is recorded as the
-        method it ran, :data:`imaging.scoring.lungs.AUTO_METHOD`).
+        method it ran, :func:`imaging.scoring.lungs.auto_lung_method`).
     opacity_method : {"auto", "model", "density", "learned"}
-        ``"auto"`` runs :data:`AUTO_OPACITY_METHOD`; ``"model"`` uses the 2-D network
+        ``"auto"`` runs the 2.5-D network's opacity when its lungs are used (``"learned"``),
+        :data:`AUTO_OPACITY_METHOD` otherwise; ``"model"`` uses the 2-D network
         (``models/weights/opacity_unet.pt``), ``"learned"`` the ground-glass and
         consolidation classes of the 2.5-D network (``models/weights/lung25d.pt``,
         :mod:`imaging.scoring.lungs_learned`; one pass with ``lung_method="learned"``).  Density-band results are reported in the
@@ -199,8 +205,8 @@ def score_scan(
 
     # find the lungs (and the model's opacity: lungs and opacity both from the network
     # are one network pass per scan, not two); no chest: raise or flag
-    method = _resolve_opacity_method(opacity_method)
-    resolved_lungs = AUTO_METHOD if lung_method == "auto" else lung_method
+    resolved_lungs = auto_lung_method(volume) if lung_method == "auto" else lung_method
+    method = _resolve_opacity_method(opacity_method, resolved_lungs if lung_labels is None else "given")
     learned = _learned_pass(volume, lungs=resolved_lungs == "learned" and lung_labels is None,
                             opacity=method == "learned", given=learned)
     with _one_model_run(method == "model" and lung_labels is None and resolved_lungs in _LEARNED_LUNG_METHODS):

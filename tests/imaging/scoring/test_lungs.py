@@ -220,3 +220,30 @@ def test_cip_ct64_dice_and_thirds():
     ours = np.array([ZONE_NAMES[int(c)].rsplit("_", 1)[0] for c in zones[both]])
     theirs = np.array([cip[int(r)] for r in lm[both]])
     assert (ours == theirs).mean() > 0.85
+
+
+def test_auto_gives_the_learned_network_only_scans_like_its_training(monkeypatch):
+    import imaging.scoring.lungs as lungs
+    import imaging.scoring.lungs_learned as lungs_learned
+    from imaging.common.volume import CTVolume
+
+    fine = CTVolume(np.zeros((4, 8, 8), np.int16), (2.5, 0.7, 0.7))
+    coarse = CTVolume(np.zeros((4, 8, 8), np.int16), (5.0, 2.7, 2.7))
+    thick = CTVolume(np.zeros((4, 8, 8), np.int16), (5.0, 0.7, 0.7))
+    monkeypatch.setattr(lungs_learned, "learned_available", lambda: True)
+    monkeypatch.setattr(lungs, "AUTO_LEARNED", True)
+    assert [lungs.auto_lung_method(v) for v in (fine, coarse, thick)] == ["learned", "classical", "classical"]
+    monkeypatch.setattr(lungs_learned, "learned_available", lambda: False)
+    assert lungs.auto_lung_method(fine) == "classical"  # no weights: the classical mask
+    monkeypatch.setattr(lungs_learned, "learned_available", lambda: True)
+    monkeypatch.setattr(lungs, "AUTO_LEARNED", False)
+    assert lungs.auto_lung_method(fine) == "classical"
+
+
+def test_auto_opacity_follows_the_learned_lungs():
+    from imaging.scoring.scores import AUTO_OPACITY_METHOD, _resolve_opacity_method
+
+    assert _resolve_opacity_method("auto", "learned") == "learned"
+    assert _resolve_opacity_method("auto", "classical") == AUTO_OPACITY_METHOD
+    assert _resolve_opacity_method("auto", "given") == AUTO_OPACITY_METHOD
+    assert _resolve_opacity_method("density", "learned") == "density"
