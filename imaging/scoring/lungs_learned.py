@@ -21,11 +21,13 @@ cleaned by five rules and split into right and left:
 
 Its opacity (:func:`opacity_from_classes`) is what the network calls lesion (either lesion
 class) inside those lungs and at least -700 HU (``HU_GGO_MIN``: aerated lung the network
-blurred into a lesion's edge stays out); ground-glass and consolidation are then told
-apart by HU at -300 (``HU_CONSOLIDATION_MIN``), as the density bands do.  There is no upper
-limit: a dense region the network calls lesion counts whatever its HU (contrast-enhanced
-consolidation above +50 HU included), while vessels, which it was trained to call lung,
-stay out.
+blurred into a lesion's edge stays out), less thin strands along vessels and bronchi
+(an opening of :data:`LESION_OPENING_MM`, half the density bands' 5 mm, applied to the
+network's lesion only, so that it no longer erases whole patches of real opacity);
+ground-glass and consolidation are then told apart by HU at -300 (``HU_CONSOLIDATION_MIN``),
+as the density bands do.  There is no upper limit: a dense region the network calls lesion
+counts whatever its HU (contrast-enhanced consolidation above +50 HU included), while
+vessels, which it was trained to call lung, stay out.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from imaging.common.volume import CTVolume, canonical_axes, from_canonical, to_c
 from imaging.scoring import constants as C
 from imaging.scoring.lung_chest import patient_interior
 from imaging.scoring.lung_sides import split_lungs
-from imaging.scoring.opacity import CONSOLIDATION, GGO
+from imaging.scoring.opacity import CONSOLIDATION, GGO, suppress_vessels
 
 __all__ = [
     "LearnedSegmentation",
@@ -55,6 +57,7 @@ __all__ = [
     "learned_weights",
     "learned_available",
     "MIN_COMPONENT_FRACTION",
+    "LESION_OPENING_MM",
     "WEIGHTS_NAME",
 ]
 
@@ -62,6 +65,9 @@ __all__ = [
 MIN_COMPONENT_FRACTION: float = 0.01
 #: File name of the shipped weights, in ``models/weights/``.
 WEIGHTS_NAME: str = "lung25d.pt"
+#: Radius (mm) of the in-plane opening that takes thin strands along vessels and bronchi
+#: out of the network's lesion (:func:`opacity_from_classes`, step 2; 0: none).
+LESION_OPENING_MM: float = 2.5
 #: Network classes (:data:`models.slices25d.CLASS_NAMES`) of ground-glass and consolidation.
 _GGO_CLASS, _CONSOLIDATION_CLASS = 2, 3
 
@@ -185,11 +191,18 @@ def learned_lungs_canonical(hu: np.ndarray, spacing: Sequence[float], *, network
     return lungs_from_classes(classes, hu, spacing, interior=interior)
 
 
-def opacity_from_classes(classes: np.ndarray, hu: np.ndarray, lungs: np.ndarray) -> np.ndarray:
-    """Opacity labels from the network's classes: its lesion (ground-glass or consolidation
-    class) inside ``lungs`` and at least :data:`imaging.scoring.constants.HU_GGO_MIN`;
-    ground-glass below :data:`imaging.scoring.constants.HU_CONSOLIDATION_MIN`, consolidation
-    from there up, without an upper limit (contrast-enhanced consolidation counts).
+def opacity_from_classes(classes: np.ndarray, hu: np.ndarray, lungs: np.ndarray,
+                         spacing: Sequence[float]) -> np.ndarray:
+    """Opacity labels from the network's classes (see the module notes).
+
+    1. the network's lesion (ground-glass or consolidation class) inside ``lungs`` and at
+       least :data:`imaging.scoring.constants.HU_GGO_MIN`;
+    2. thin strands of it along vessels and bronchi taken away: an in-plane opening with a
+       disk of :data:`LESION_OPENING_MM`, regrown by twice that inside step 1's lesion
+       (:func:`imaging.scoring.opacity.suppress_vessels`);
+    3. ground-glass below :data:`imaging.scoring.constants.HU_CONSOLIDATION_MIN`,
+       consolidation from there up, without an upper limit (contrast-enhanced
+       consolidation counts).
 
     Returns
     -------
@@ -197,6 +210,9 @@ def opacity_from_classes(classes: np.ndarray, hu: np.ndarray, lungs: np.ndarray)
         0, :data:`imaging.scoring.opacity.GGO` or :data:`imaging.scoring.opacity.CONSOLIDATION`.
     """
     lesion = lungs & ((classes == _GGO_CLASS) | (classes == _CONSOLIDATION_CLASS)) & (hu >= C.HU_GGO_MIN)
+    if LESION_OPENING_MM > 0 and lesion.any():
+        lesion &= suppress_vessels(lesion, spacing_mm=spacing, radius_mm=LESION_OPENING_MM,
+                                   regrow_mm=2 * LESION_OPENING_MM)
     opacity = np.zeros(classes.shape, np.uint8)
     opacity[lesion] = GGO
     opacity[lesion & (hu >= C.HU_CONSOLIDATION_MIN)] = CONSOLIDATION
@@ -239,6 +255,6 @@ def learned_segmentation(volume: CTVolume, *, network: object | None = None) -> 
     interior = patient_interior_fast(hu, spacing)
     classes = learned_classes(hu, spacing, network=network, interior=interior)
     lungs = lungs_from_classes(classes, hu, spacing, interior=interior)
-    opacity = opacity_from_classes(classes, hu, lungs > 0)
+    opacity = opacity_from_classes(classes, hu, lungs > 0, spacing)
     name = WEIGHTS_NAME if network is None else "given network"
     return LearnedSegmentation(from_canonical(lungs, perm, flips), from_canonical(opacity, perm, flips), name)

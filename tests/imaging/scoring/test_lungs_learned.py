@@ -114,8 +114,12 @@ def test_opacity_from_classes_counts_contrast_enhanced_lesion_not_vessels_or_aer
     from imaging.scoring.lungs_learned import opacity_from_classes
     from imaging.scoring.opacity import CONSOLIDATION, GGO
 
-    hu = np.array([[[120, 100, -500, -800, -100, 30]]], np.float32)
-    classes = np.array([[[3, 1, 2, 2, 3, 3]]], np.uint8)  # lesion, vessel (lung), GGO, blurred edge, ...
-    lungs = np.array([[[True, True, True, True, True, False]]])
-    got = opacity_from_classes(classes, hu, lungs)[0, 0].tolist()
-    assert got == [CONSOLIDATION, 0, GGO, 0, CONSOLIDATION, 0]
+    # four 12 x 12 mm blocks at 1 mm pixels: enhanced lesion, ground-glass, aerated edge, vessel
+    hu = np.repeat(np.array([120, -500, -800, 100], np.float32), 12)[None, None, :].repeat(12, axis=1)
+    classes = np.repeat(np.array([3, 2, 2, 1], np.uint8), 12)[None, None, :].repeat(12, axis=1)
+    got = opacity_from_classes(classes, hu, np.ones(hu.shape, bool), (1.0, 1.0, 1.0))[0, 6, 6::12].tolist()
+    assert got == [CONSOLIDATION, GGO, 0, 0]
+    strand = np.zeros((1, 20, 20), np.uint8)
+    strand[0, :, 10] = 3  # a lesion call one pixel wide along a vessel: taken away by the opening
+    assert not opacity_from_classes(strand, np.full(strand.shape, -400.0), np.ones(strand.shape, bool),
+                                    (1.0, 1.0, 1.0)).any()
