@@ -52,3 +52,47 @@ def test_training_resumes_and_predicts_every_voxel(phantom, tmp_path):
     net = load_lung25d(shipped)
     classes = predict_classes25d(net, phantom.volume.hu, phantom.volume.spacing_mm)
     assert classes.shape == phantom.volume.shape and classes.dtype == np.uint8 and classes.max() <= 3
+
+
+class _WindowOracle(torch.nn.Module):
+    """Per-pixel stand-in: lung where the centre slice is aerated, lesion where mid-grey."""
+
+    multiple = 16
+
+    def forward(self, x):
+        c = x[:, 1]
+        lung = (c < 0.35).float()
+        lesion = ((c >= 0.35) & (c < 0.6)).float()
+        return torch.stack([1 - lung - lesion, lung, lesion, 0 * c], dim=1)
+
+
+def _reference(net, hu, spacing):
+    """Whole volume at once: every slice's channels, the network, nearest back to the pixels."""
+    from models.lung25d import _nearest_rows
+
+    x = torch.from_numpy(volume_channels(hu, spacing).astype(np.float32))
+    grid = net(x).argmax(dim=1).numpy().astype(np.uint8)
+    rows, cols = _nearest_rows(hu.shape[1], grid.shape[1]), _nearest_rows(hu.shape[2], grid.shape[2])
+    return grid[:, rows[:, None], cols[None, :]]
+
+
+def test_streamed_prediction_matches_the_whole_volume_at_once(phantom):
+    v = phantom.volume
+    net = _WindowOracle()
+    reference = _reference(net, v.hu, v.spacing_mm)
+    streamed = predict_classes25d(net, v.hu, v.spacing_mm, batch=5)
+    assert (streamed == reference).mean() > 0.9999  # the reference's inputs are float16, the stream's float32
+    boxed = predict_classes25d(net, v.hu, v.spacing_mm, box=(10, 80, 5, 90))
+    assert not boxed[:, :10].any() and not boxed[:, :, 90:].any()
+    inside = (slice(None), slice(12, 78), slice(7, 88))  # away from the box's resampled edge
+    assert (boxed[inside] == reference[inside]).mean() > 0.99
+
+
+def test_thin_slices_are_run_every_z_step_and_filled_from_the_nearest(phantom):
+    v = phantom.volume
+    net = _WindowOracle()
+    thin = (0.625, v.spacing_mm[1], v.spacing_mm[2])  # the same voxels called 0.625 mm apart
+    every = predict_classes25d(net, v.hu, thin, z_step_mm=0.0)
+    stepped = predict_classes25d(net, v.hu, thin, z_step_mm=1.25)  # every 2nd slice run
+    assert np.array_equal(stepped[0::2], every[0::2])
+    assert np.array_equal(stepped[1:-1:2], every[0:-2:2]) or np.array_equal(stepped[1:-1:2], every[2::2])
