@@ -31,6 +31,14 @@ unless ``--no-docs``, and its results as JSON with ``--json PATH``):
     The nodules outlined by at least two LIDC radiologists (the XML reads beside
     ``lidc_idri_0001``-``0003``): share labelled opacity by the default score, share inside
     the lung mask, and percent opacity outside the nodules.
+``real-scans``
+    Every real scan of ``../shared/data`` scored by each ``--lung-methods`` (default: the
+    classical mask and ``auto``): checks that need no labels (lung voxels outside the body,
+    in stomach or bowel gas, in the trachea and main bronchi; :mod:`imaging.validation.real_scans`),
+    a review picture of each under ``out/validation/real_scans/``, and ``cip_ct64`` lung Dice.
+``real``
+    The real-data checks of the default in one run (about 15 min): ``real-anatomy`` on the
+    held-out ``lidc_idri_0003`` (classical and ``auto``), ``lidc-reads`` and ``real-scans``.
 ``all``
     ``lungs``, ``opacity`` and ``trial`` with their defaults (``--json`` writes one file with three keys).
 
@@ -65,6 +73,9 @@ DEFAULT_SAMPLE = REPO / "sample_data"
 DEFAULT_DOCS = REPO / "docs" / "validation.md"
 SCRIPT = "scripts/validate.py"
 SUBCOMMANDS = ("lungs", "opacity", "trial")
+#: What ``real`` runs: the real-data checks of the default.
+REAL_RUNS = (["real-anatomy", "--scans", "lidc_idri_0003", "--lung-methods", "classical", "auto"],
+             ["lidc-reads"], ["real-scans"])
 LUNG_CHOICES = ["classical", "classical_basic", "hybrid", "model", "learned"]
 OPACITY_CHOICES = ["auto", "density", "model", "learned"]
 
@@ -185,9 +196,10 @@ def run_real_anatomy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     weights = "" if args.lung_weights is None else f"; 2.5-D weights {args.lung_weights.name}"
     for method in args.lung_methods:
         for opacity in args.opacity_methods:
-            summary = ra.summarise_real_anatomy([r for r in rows if r["lungs"] == method and r["opacity"] == opacity])
-            parts.append(f"**{method} lungs, {opacity} opacity** (scans: {', '.join(args.scans)}{weights})\n\n"
-                         + markdown_table(summary, digits=3))
+            cell = [r for r in rows if r["lungs"] == method and r["opacity"] == opacity]
+            ran = sorted({f"{r['lung_method_run']} lungs, {r['opacity_method_run']} opacity" for r in cell})
+            parts.append(f"**{method} lungs, {opacity} opacity** (ran: {'; '.join(ran)}; scans: "
+                         f"{', '.join(args.scans)}{weights})\n\n" + markdown_table(ra.summarise_real_anatomy(cell), digits=3))
     return {"cases": rows}, "\n\n".join(parts)
 
 
@@ -257,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     from imaging.validation.real_scans import REAL_SCANS as REAL_SCAN_NAMES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,lidc-reads,real-scans,all}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,lidc-reads,real-scans,real,all}")
     lungs = sub.add_parser("lungs", help="lung methods on real scans and phantoms")
     lungs.add_argument("--methods", nargs="+", default=None, choices=LUNG_CHOICES,
                        help="lung methods (default: classical_basic and classical, plus hybrid and "
@@ -297,10 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     reads.add_argument("--opacity-method", default="auto", choices=OPACITY_CHOICES)
     scans = sub.add_parser("real-scans", help="label-free lung checks and review pictures on every real scan")
     scans.add_argument("--scans", nargs="+", default=list(REAL_SCAN_NAMES))
-    scans.add_argument("--lung-methods", nargs="+", default=["auto"], choices=LUNG_METHODS)
+    scans.add_argument("--lung-methods", nargs="+", default=["classical", "auto"], choices=LUNG_METHODS)
     scans.add_argument("--opacity-method", default="auto", choices=OPACITY_CHOICES)
     scans.add_argument("--pictures", type=Path, default=REPO / "out" / "validation" / "real_scans",
                        help="folder for the review pictures")
+    sub.add_parser("real", help="real-anatomy (held-out scan), lidc-reads and real-scans: the default on real data")
     sub.add_parser("all", help="lungs, opacity and trial with their defaults")
     for sub_parser in sub.choices.values():
         _add_common(sub_parser)
@@ -352,12 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "all":
+    if args.command not in ("all", "real"):
         return run_one(args, shown_command(SCRIPT, argv))[0]
     common = ["--data", str(args.data), "--docs", str(args.docs)] + (["--no-docs"] if args.no_docs else [])
+    runs = [[name] for name in SUBCOMMANDS] if args.command == "all" else [list(r) for r in REAL_RUNS]
     status, combined = 0, {}
-    for name in SUBCOMMANDS:
-        code, combined[name] = run_one(parser.parse_args([name, *common]), shown_command(SCRIPT, ["all"]))
+    for run in runs:
+        code, combined[run[0]] = run_one(parser.parse_args([*run, *common]), shown_command(SCRIPT, [args.command]))
         status = max(status, code)
     if args.json is not None:
         from imaging.common.files import atomic_write_json

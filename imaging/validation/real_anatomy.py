@@ -78,6 +78,8 @@ def evaluate_case(case: HybridCase, *, lung_method: str = "auto", opacity_method
         "lesion_inside_pct": _inside(lesion, lungs),
         "juxta_inside_pct": _inside(case.juxta_organ, lungs),
         "flags": ";".join(score.quality_flags),
+        "lung_method_run": score.lung_method,
+        "opacity_method_run": score.opacity_method,
     }
 
 
