@@ -129,17 +129,18 @@ def lesion_threshold(model: "torch.nn.Module", kind: str = "hu") -> float:
     ----------
     model : torch.nn.Module
         From :func:`load_model`.
-    kind : {"hu", "display"}
+    kind : {"hu", "display", "window"}
         HU input uses ``lesion_threshold`` (calibrated with a healthy-phantom limit);
-        display input ``display_lesion_threshold`` when the weights record one, else
-        the same value (:func:`models.calibrate.calibrate_lesion_threshold`).  0.5 when
-        nothing is recorded.
+        8-bit input (``"display"`` and ``"window"``) ``display_lesion_threshold`` when the
+        weights record one, else the same value
+        (:func:`models.calibrate.calibrate_lesion_threshold`).  0.5 when nothing is
+        recorded.
     """
-    if kind not in ("hu", "display"):
-        raise ValueError(f"kind must be 'hu' or 'display', got {kind!r}")
+    if kind not in ("hu", "display", "window"):
+        raise ValueError(f"kind must be 'hu', 'display' or 'window', got {kind!r}")
     inference = (getattr(model, "checkpoint_info", {}) or {}).get("inference", {})
     t = float(inference.get("lesion_threshold", 0.5))
-    return float(inference.get("display_lesion_threshold", t)) if kind == "display" else t
+    return float(inference.get("display_lesion_threshold", t)) if kind != "hu" else t
 
 
 def save_checkpoint(obj: dict, path: str | Path) -> None:

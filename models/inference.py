@@ -1,5 +1,11 @@
 """Inference with the shipped opacity U-Net: lungs and opacity labels for HU or display input.
 
+Input kinds (``kind``): ``"hu"``; ``"display"``, 8-bit images used as they are (already
+CLAHE-equalised, as the public COVID-19 slice sets ship them); ``"window"``, 8-bit images of
+a plain window without equalisation (as most viewers and PACS exports save them), which get
+the training min-max and CLAHE first (:func:`models.preprocess.display_to_input`) and are
+otherwise treated as display input below.
+
 The method, one module per step:
 
 1. the network (:class:`models.network.UNet2D`, loaded by :mod:`models.checkpoint`) labels
@@ -10,13 +16,17 @@ The method, one module per step:
 2. for HU input the classes are checked against the densities
    (:func:`models.postprocess.refine_with_hu`: airless "lung" regions, the dense rim
    next to the chest wall and lesion voxels outside the opacity density range are
-   dropped); display input is not refined, its densities are too approximate;
+   dropped); display and window input is not refined, its densities are too approximate;
 3. lungs are the union of the two lung classes; the lesion is split into ground-glass and
    consolidation by density (:func:`models.postprocess.split_lesion_by_density`, at
-   :data:`imaging.scoring.constants.HU_CONSOLIDATION_MIN` = -300 HU).  For 8-bit display
-   input the HU are estimated with the linear inverse of the display window
+   :data:`imaging.scoring.constants.HU_CONSOLIDATION_MIN` = -300 HU).  For 8-bit input
+   (both kinds) the HU are estimated from the grey levels as given, with the linear
+   inverse of the training data's [-1250, 250] HU display window
    (:func:`models.preprocess.display_to_hu_approx`), which ignores the per-slice CLAHE
-   equalisation: the split is then approximate.
+   equalisation of display images: the split is then approximate.  For plain-window
+   exports it assumes that window too: close for an export of [-1250, 250] HU, off by the
+   difference for another window (a lung window of level -600, width 1500 HU reads 100 HU
+   too dense, so lesion between -400 and -300 HU counts as consolidation).
 
 This module holds the entry points (:func:`segment_opacity`,
 :func:`predict_lungs_and_opacity`, :func:`reuse_predictions`) and re-exports the names of
@@ -70,9 +80,11 @@ def segment_opacity(
     Parameters
     ----------
     array : (Y, X) or (Z, Y, X) ndarray
-        HU (``kind="hu"``) or 8-bit display grey levels as public datasets ship them
-        (``kind="display"``: PNG/JPEG slices, not HU), axial, radiological orientation.
-    kind : {"hu", "display"}
+        HU (``kind="hu"``) or 8-bit grey levels (PNG/JPEG slices, not HU): as public
+        datasets ship them, already CLAHE-equalised (``kind="display"``), or a plain
+        window without equalisation as most viewers and PACS exports save them
+        (``kind="window"``); axial, radiological orientation.
+    kind : {"hu", "display", "window"}
     spacing_mm : (Y, X) or (Z, Y, X) floats, mm, or None
 
     Returns
@@ -83,7 +95,7 @@ def segment_opacity(
     -----
     The network finds the lesion (ground-glass and consolidation together); the split
     uses the density, in HU for HU input and the approximate linear inverse of the
-    display window for display input (see the module docstring).
+    display window for display and window input (see the module docstring).
     """
     _, opacity = _lungs_and_opacity(array, kind=kind, spacing_mm=spacing_mm)
     return opacity
@@ -96,9 +108,10 @@ def predict_lungs_and_opacity(
 
     Parameters
     ----------
-    hu : (Y, X) or (Z, Y, X) ndarray, HU (or display grey levels with ``kind="display"``)
+    hu : (Y, X) or (Z, Y, X) ndarray, HU (or 8-bit grey levels with ``kind="display"``
+        or ``kind="window"``, see :func:`segment_opacity`)
     spacing_mm : (Y, X) or (Z, Y, X) floats, mm, or None
-    kind : {"hu", "display"}
+    kind : {"hu", "display", "window"}
 
     Returns
     -------
@@ -150,8 +163,8 @@ def _lungs_and_opacity(array: Any, *, kind: str, spacing_mm: Sequence[float] | N
     classes = predict_classes(array, kind=kind, spacing_mm=spacing_mm)
     arr = np.asarray(array)  # checked by predict_classes
     spacing_yx = None if spacing_mm is None else (float(spacing_mm[-2]), float(spacing_mm[-1]))
-    density = arr if kind == "hu" else display_to_hu_approx(arr)
-    if kind == "hu":  # display densities are too approximate for these checks
+    density = arr if kind == "hu" else display_to_hu_approx(arr)  # "display" and "window"
+    if kind == "hu":  # display / window densities are too approximate for these checks
         lungs, lesion = refine_with_hu(classes, density, spacing_yx_mm=spacing_yx)
     else:
         lungs, lesion = classes > 0, classes == 2

@@ -2,7 +2,8 @@
 
 Each axial slice is turned into the network's 256 x 256 display input
 (:func:`models.preprocess.hu_to_display` for HU, :func:`models.preprocess.display_to_input`
-for 8-bit display slices; non-square pixels are resampled to a square aspect), the logits
+for 8-bit display slices, with the training min-max and CLAHE first for plain-window
+exports, ``kind="window"``; non-square pixels are resampled to a square aspect), the logits
 are cropped to the slice's place in the square and resized bilinearly back to the slice
 size, and the softmax gives ``p(lung) = p1 + p2`` and ``p(lesion | lung) = p2 / (p1 + p2)``
 (:func:`iter_probabilities`).  :func:`predict_classes` thresholds them: lung where
@@ -24,13 +25,18 @@ from models.preprocess import display_to_input, hu_to_display, square_geometry
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["predict_classes", "iter_probabilities"]
+__all__ = ["KINDS", "predict_classes", "iter_probabilities"]
+
+#: The kinds of input: HU; 8-bit display images used as they are (already CLAHE-equalised,
+#: as the public COVID-19 slice sets ship them); 8-bit images of a plain window without
+#: equalisation (as most viewers and PACS exports save them), equalised first.
+KINDS: tuple[str, str, str] = ("hu", "display", "window")
 
 
 def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> tuple[np.ndarray, tuple[float, float] | None]:
     """``array`` as an ndarray and its in-plane spacing (mm, or None); ValueError naming the bad argument."""
-    if kind not in ("hu", "display"):
-        raise ValueError(f"kind must be 'hu' or 'display', got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'hu', 'display' or 'window', got {kind!r}")
     arr = np.asarray(array)
     if arr.ndim not in (2, 3):
         raise ValueError(f"array must be a 2D slice (Y, X) or a 3D volume (Z, Y, X), got shape {arr.shape}")
@@ -40,7 +46,7 @@ def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> t
         raise ValueError(f"array must be real numeric, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise ValueError("array contains NaN or infinite values")
-    if kind == "display":
+    if kind in ("display", "window"):
         _check_display_levels(arr)
     spacing_yx = None
     if spacing_mm is not None:
@@ -86,9 +92,14 @@ def predict_classes(
     Parameters
     ----------
     array : (Y, X) or (Z, Y, X) ndarray
-        HU (``kind="hu"``) or 8-bit display grey levels (``kind="display"``), axial
-        slices in radiological display orientation (rows anterior to posterior).
-    kind : {"hu", "display"}
+        HU (``kind="hu"``) or 8-bit grey levels (``kind="display"`` or ``"window"``),
+        axial slices in radiological display orientation (rows anterior to posterior).
+    kind : {"hu", "display", "window"}
+        ``"display"``: 8-bit images used as they are (already CLAHE-equalised, as the
+        public COVID-19 slice sets ship them); ``"window"``: 8-bit images of a plain
+        window without equalisation (as most viewers and PACS exports save them):
+        min-max and the training CLAHE are applied first, then as display
+        (:func:`models.preprocess.display_to_input`).
     spacing_mm : (Y, X) or (Z, Y, X) floats, mm, or None
         Used for the in-plane aspect ratio (non-square pixels); None: square pixels.
     model : torch.nn.Module or None
@@ -141,8 +152,11 @@ def iter_probabilities(
 
     ``p_lung = p1 + p2`` and ``q_lesion = p2 / (p1 + p2)`` are (B, Y, X) float32 arrays in
     the slices' own size: logits are cropped to the slice's place in the 256 x 256
-    square and resized bilinearly before the softmax.
+    square and resized bilinearly before the softmax.  ``kind`` is one of :data:`KINDS`
+    (as for :func:`predict_classes`).
     """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'hu', 'display' or 'window', got {kind!r}")
     import torch
     from torch.nn import functional as F
 
@@ -155,7 +169,7 @@ def iter_probabilities(
             if kind == "hu":
                 disp = hu_to_display(chunk, spacing_yx_mm=spacing_yx_mm)
             else:
-                disp = display_to_input(chunk, spacing_yx_mm=spacing_yx_mm)
+                disp = display_to_input(chunk, spacing_yx_mm=spacing_yx_mm, equalise=(kind == "window"))
             x = torch.from_numpy(disp.astype(np.float32) / 255.0)[:, None].to(dev)
             logits = model(x)[:, :, top:top + h, left:left + w]
             if (h, w) != (ny, nx):

@@ -36,9 +36,17 @@ unless ``--no-docs``, and its results as JSON with ``--json PATH``):
     classical mask and ``auto``): checks that need no labels (lung voxels outside the body,
     in stomach or bowel gas, in the trachea and main bronchi; :mod:`imaging.validation.real_scans`),
     a review picture of each under ``out/validation/real_scans/``, and ``cip_ct64`` lung Dice.
+``display``
+    Display input from other exports: slices of the held-out ``lidc_idri_0003`` with lesions
+    inserted at ``--levels`` (every ``--every``-th lung slice) rendered in a plain lung window
+    without CLAHE, cropped to the body and rotated by 90°, through the opacity network's
+    ``kind="window"`` (plain-window exports: equalised first), against the same slices'
+    HU: infection Dice within 0.05 of the HU path (:mod:`imaging.validation.display_input`).
+    Needs torch.
 ``real``
     The real-data checks of the default in one run (about 15 min): ``real-anatomy`` on the
-    held-out ``lidc_idri_0003`` (classical and ``auto``), ``lidc-reads`` and ``real-scans``.
+    held-out ``lidc_idri_0003`` (classical and ``auto`` lungs, default and learned
+    opacity), ``lidc-reads`` (default and learned opacity), ``real-scans`` and ``display``.
 ``all``
     ``lungs``, ``opacity`` and ``trial`` with their defaults (``--json`` writes one file with three keys).
 
@@ -49,6 +57,7 @@ Usage::
     python scripts/validate.py opacity [--weights CKPT] [--threads 2] [--lesion-threshold T] [--skip covid]
     python scripts/validate.py trial [--sample FOLDER] [--lungs classical model] [--opacity density model]
     python scripts/validate.py real-anatomy [--scans lidc_idri_0003] [--levels 0 30] [--lung-weights CKPT]
+    python scripts/validate.py display [--scans lidc_idri_0003] [--levels 15 30 45] [--every 4]
     python scripts/validate.py all
 
 Options of every subcommand: ``--data`` (the shared data folder, default ``../shared/data``
@@ -74,8 +83,9 @@ DEFAULT_DOCS = REPO / "docs" / "validation.md"
 SCRIPT = "scripts/validate.py"
 SUBCOMMANDS = ("lungs", "opacity", "trial")
 #: What ``real`` runs: the real-data checks of the default.
-REAL_RUNS = (["real-anatomy", "--scans", "lidc_idri_0003", "--lung-methods", "classical", "auto"],
-             ["lidc-reads"], ["real-scans"])
+REAL_RUNS = (["real-anatomy", "--scans", "lidc_idri_0003", "--lung-methods", "classical", "auto",
+              "--opacity-methods", "auto", "learned"],
+             ["lidc-reads"], ["lidc-reads", "--opacity-method", "learned"], ["real-scans"], ["display"])
 LUNG_CHOICES = ["classical", "classical_basic", "hybrid", "model", "learned"]
 OPACITY_CHOICES = ["auto", "density", "model", "learned"]
 
@@ -247,8 +257,25 @@ def run_real_scans(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return results, markdown
 
 
+# ----------------------------------------------------------------------------- display input
+
+
+def run_display(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The ``display`` subcommand: exported display slices against their HU through the opacity network."""
+    from imaging.validation import display_input
+
+    rows = []
+    for scan in args.scans:
+        if not (args.data / scan).exists():
+            raise FileNotFoundError(f"{args.data / scan} not found")
+        for level in args.levels:
+            _say("display", f"{scan} at {level:g} % ...")
+            rows.append(display_input.display_against_hu(args.data / scan, level_pct=level, every=args.every))
+    return {"rows": rows}, display_input.display_markdown(rows)
+
+
 RUNNERS = {"lungs": run_lungs, "opacity": run_opacity, "trial": run_trial, "real-anatomy": run_real_anatomy,
-           "lidc-reads": run_lidc_reads, "real-scans": run_real_scans}
+           "lidc-reads": run_lidc_reads, "real-scans": run_real_scans, "display": run_display}
 
 
 # ----------------------------------------------------------------------------- command line
@@ -269,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     from imaging.validation.real_scans import REAL_SCANS as REAL_SCAN_NAMES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,lidc-reads,real-scans,real,all}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{lungs,opacity,trial,real-anatomy,lidc-reads,real-scans,display,real,all}")
     lungs = sub.add_parser("lungs", help="lung methods on real scans and phantoms")
     lungs.add_argument("--methods", nargs="+", default=None, choices=LUNG_CHOICES,
                        help="lung methods (default: classical_basic and classical, plus hybrid and "
@@ -313,7 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     scans.add_argument("--opacity-method", default="auto", choices=OPACITY_CHOICES)
     scans.add_argument("--pictures", type=Path, default=REPO / "out" / "validation" / "real_scans",
                        help="folder for the review pictures")
-    sub.add_parser("real", help="real-anatomy (held-out scan), lidc-reads and real-scans: the default on real data")
+    display = sub.add_parser("display", help="exported display slices (plain window, cropped, rotated) "
+                             "against their HU through the opacity network")
+    display.add_argument("--scans", nargs="+", default=["lidc_idri_0003"])
+    display.add_argument("--levels", nargs="+", type=float, default=[15, 30, 45],
+                         help="involvement of the inserted lesions (%% of the lungs)")
+    display.add_argument("--every", type=positive_int, default=4, help="use every N-th slice that holds lung")
+    sub.add_parser("real", help="real-anatomy (held-out scan), lidc-reads, real-scans and display: the default on real data")
     sub.add_parser("all", help="lungs, opacity and trial with their defaults")
     for sub_parser in sub.choices.values():
         _add_common(sub_parser)

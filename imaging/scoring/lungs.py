@@ -123,7 +123,7 @@ _METHODS = LUNG_METHODS
 AUTO_METHOD: str = "classical"
 #: Whether ``"auto"`` runs the 2.5-D network (``"learned"``) on scans in its domain
 #: (:func:`auto_lung_method`); the choice and its numbers are in ``docs/decisions.md``.
-AUTO_LEARNED: bool = False
+AUTO_LEARNED: bool = True
 #: Largest in-plane pixel (mm) of a scan ``"auto"`` gives the 2.5-D network: it was trained
 #: on 0.68-0.70 mm pixels and validated on 0.70-0.82 mm (``docs/model.md``).
 LEARNED_MAX_PIXEL_MM: float = 1.0

@@ -69,12 +69,10 @@ _LEARNED_LUNG_METHODS = ("model", "hybrid", "union")
 AUTO_OPACITY_METHOD: str = "density"
 
 
-def _resolve_opacity_method(method: str, lung_method: str) -> str:
-    """What ``opacity_method=method`` runs with lungs found by ``lung_method`` (resolved):
-    ``"auto"`` is the 2.5-D network's opacity when its lungs are used (one pass), else
-    :data:`AUTO_OPACITY_METHOD`."""
-    if method == "auto" and lung_method == "learned":
-        return "learned"
+def _resolve_opacity_method(method: str) -> str:
+    """What ``opacity_method=method`` runs: ``"auto"`` is :data:`AUTO_OPACITY_METHOD`
+    whatever the lungs (the density bands, also inside the 2.5-D network's lungs: its own
+    opacity missed one item of the rule fixed before its evaluation, ``docs/decisions.md``)."""
     if method == "auto":
         if AUTO_OPACITY_METHOD == "model" and not model_available():
             return "density"
@@ -206,7 +204,7 @@ def score_scan(
     # find the lungs (and the model's opacity: lungs and opacity both from the network
     # are one network pass per scan, not two); no chest: raise or flag
     resolved_lungs = auto_lung_method(volume) if lung_method == "auto" else lung_method
-    method = _resolve_opacity_method(opacity_method, resolved_lungs if lung_labels is None else "given")
+    method = _resolve_opacity_method(opacity_method)
     learned = _learned_pass(volume, lungs=resolved_lungs == "learned" and lung_labels is None,
                             opacity=method == "learned", given=learned)
     with _one_model_run(method == "model" and lung_labels is None and resolved_lungs in _LEARNED_LUNG_METHODS):

@@ -74,6 +74,104 @@ def test_display_helpers():
     assert hu.tolist() == [-1250.0, 250.0]
 
 
+
+def _plain_render(hu: np.ndarray) -> np.ndarray:
+    """An 8-bit plain linear render of the display window (-1250..250 HU), no CLAHE."""
+    return np.round((np.clip(hu, -1250.0, 250.0) + 1250.0) / 1500.0 * 255.0).astype(np.uint8)
+
+
+def _plain_render_on_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """HU on the render's grey-level grid, spanning the whole window, and its plain render."""
+    hu, _, _ = synthetic_chest_slice(np.random.default_rng(7), size=size, lesion="mixed")
+    hu = -1250.0 + np.round((np.clip(hu, -1250.0, 250.0) + 1250.0) / 1500.0 * 255.0) * (1500.0 / 255.0)
+    hu[0, 0], hu[-1, -1] = -1250.0, 250.0
+    return hu, _plain_render(hu)
+
+
+@pytest.mark.parametrize("size", [256, 320])
+def test_display_to_input_equalise_brings_plain_renders_to_the_hu_appearance(size):
+    """A plain-window export (``kind="window"``) must reach the network as its HU would.
+
+    Used as they were, plain renders were barely read (infection Dice 0.06-0.16 against
+    0.52-0.66 on the HU); with the min-max + CLAHE of equalise=True, 0.32-0.46.
+    """
+    hu, plain = _plain_render_on_grid(size)
+    out = display_to_input(plain, equalise=True)
+    assert np.array_equal(out, hu_to_display(hu))
+    # the equalisation is not a no-op: local contrast in the lungs is stretched
+    import cv2
+    plain256 = plain if size == NET_SIZE else cv2.resize(plain, (NET_SIZE, NET_SIZE), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(out.astype(int) - plain256.astype(int)).mean() > 10
+    # a stack of renders at another contrast (a narrower plain window) is equalised per slice too
+    dim = (plain // 2 + 60).astype(np.uint8)
+    both = display_to_input(np.stack([plain, dim]), equalise=True)
+    assert both.shape == (2, NET_SIZE, NET_SIZE) and np.array_equal(both[0], out)
+    assert int(both[1].max()) - int(both[1].min()) > 200
+
+
+def test_display_to_input_default_uses_images_as_they_are():
+    """kind="display" images are equalised already: a second CLAHE ruined phantom renders
+    (41 % opacity on a healthy phantom), so by default only the size is adapted."""
+    _, plain = _plain_render_on_grid(NET_SIZE)
+    equalised = hu_to_display(np.random.default_rng(3).normal(-600, 300, size=(NET_SIZE, NET_SIZE)))
+    for image in (plain, equalised):
+        out = display_to_input(image)
+        assert out is not image and out.dtype == np.uint8 and np.array_equal(out, image)
+    stack = np.stack([plain, equalised])
+    assert np.array_equal(display_to_input(stack), stack)
+    # another size: resized (cubic) into the square, padded with the darkest value
+    import cv2
+    wide = np.ascontiguousarray(plain[:128])
+    out = display_to_input(wide)
+    assert out.shape == (NET_SIZE, NET_SIZE)
+    r = cv2.resize(wide, (NET_SIZE, NET_SIZE // 2), interpolation=cv2.INTER_CUBIC)
+    np.testing.assert_array_equal(out[64:192], r)
+    assert (out[:64] == r.min()).all() and (out[192:] == r.min()).all()
+    assert not np.array_equal(display_to_input(wide, equalise=True), out)
+
+
+@pytest.mark.parametrize("equalise", [False, True])
+def test_display_to_input_constant_slice_only_resized(equalise):
+    flat = np.full((40, 60), 90, np.uint8)
+    out = display_to_input(flat, equalise=equalise)
+    assert out.shape == (NET_SIZE, NET_SIZE) and np.unique(out).tolist() == [90]
+
+
+def test_predict_and_segment_accept_kind_window_and_name_the_three_kinds():
+    """``kind="window"``: the display path with the training min-max + CLAHE first, the
+    display lesion threshold; an unknown kind is refused with a message naming all three."""
+    pytest.importorskip("torch")
+    from models import load_model, predict_classes, predict_lungs_and_opacity, segment_opacity
+    from models.checkpoint import lesion_threshold
+    from models.prediction import iter_probabilities
+
+    net = load_model()
+    assert lesion_threshold(net, "window") == lesion_threshold(net, "display")
+    _, plain = _plain_render_on_grid(NET_SIZE)
+    window = predict_classes(plain, kind="window", model=net)
+    # the same as equalising first and reading the result as display input
+    assert np.array_equal(window, predict_classes(display_to_input(plain, equalise=True), kind="display", model=net))
+    assert window.shape == plain.shape and set(np.unique(window)) <= {0, 1, 2}
+    small = plain[::4, ::4]
+    labels = segment_opacity(small, kind="window", spacing_mm=(0.8, 0.8))
+    lungs, opacity = predict_lungs_and_opacity(small, kind="window", spacing_mm=(0.8, 0.8))
+    assert labels.shape == lungs.shape == opacity.shape == small.shape
+    assert np.array_equal(labels, opacity) and not (opacity.astype(bool) & ~lungs).any()
+    # 8-bit checks apply to window input too
+    with pytest.raises(ValueError, match="RGB"):
+        segment_opacity(np.zeros((64, 64, 3), np.uint8), kind="window")
+    with pytest.raises(ValueError, match="0-255"):
+        predict_classes(np.full((8, 8), -1000, np.int16), kind="window", model=net)
+    three = "kind must be 'hu', 'display' or 'window', got 'png'"
+    for call in (lambda: segment_opacity(small, kind="png"),
+                 lambda: predict_lungs_and_opacity(small, kind="png"),
+                 lambda: predict_classes(small, kind="png", model=net),
+                 lambda: lesion_threshold(net, "png"),
+                 lambda: next(iter_probabilities(small[None], kind="png", spacing_yx_mm=None, model=net))):
+        with pytest.raises(ValueError, match=three):
+            call()
+
+
 def _fake_series(lengths, rng):
     """Blocks of slices whose lung masks move between blocks (as scans differ)."""
     images, lungs = [], []

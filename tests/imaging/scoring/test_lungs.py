@@ -240,10 +240,15 @@ def test_auto_gives_the_learned_network_only_scans_like_its_training(monkeypatch
     assert lungs.auto_lung_method(fine) == "classical"
 
 
-def test_auto_opacity_follows_the_learned_lungs():
-    from imaging.scoring.scores import AUTO_OPACITY_METHOD, _resolve_opacity_method
+def test_auto_opacity_is_the_density_bands_also_inside_learned_lungs():
+    from imaging.phantom.make import make_phantom
+    from imaging.scoring.lungs_learned import LearnedSegmentation
+    from imaging.scoring.scores import score_scan
 
-    assert _resolve_opacity_method("auto", "learned") == "learned"
-    assert _resolve_opacity_method("auto", "classical") == AUTO_OPACITY_METHOD
-    assert _resolve_opacity_method("auto", "given") == AUTO_OPACITY_METHOD
-    assert _resolve_opacity_method("density", "learned") == "density"
+    phantom = make_phantom(percent_opacity=25.0, rng=np.random.default_rng(7))
+    lesion = np.where(phantom.lungs > 0, phantom.lesions, 0).astype(np.uint8)
+    seg = LearnedSegmentation(phantom.lungs, lesion, "truth")
+    auto = score_scan(phantom.volume, lung_method="learned", learned=seg)
+    density = score_scan(phantom.volume, lung_method="learned", opacity_method="density", learned=seg)
+    assert auto.opacity_method == "density"
+    assert auto.percent_opacity == pytest.approx(density.percent_opacity)

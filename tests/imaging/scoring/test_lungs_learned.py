@@ -110,7 +110,8 @@ def test_gas_below_the_lungs_is_dropped_even_when_the_network_calls_it_lung():
     assert 2 * (lungs & truth).sum() / (lungs.sum() + truth.sum()) > 0.9
 
 
-def test_opacity_from_classes_counts_contrast_enhanced_lesion_not_vessels_or_aerated_edges():
+def test_opacity_from_classes_counts_contrast_enhanced_lesion_not_vessels_or_aerated_edges(monkeypatch):
+    import imaging.scoring.lungs_learned as lungs_learned
     from imaging.scoring.lungs_learned import opacity_from_classes
     from imaging.scoring.opacity import CONSOLIDATION, GGO
 
@@ -120,6 +121,9 @@ def test_opacity_from_classes_counts_contrast_enhanced_lesion_not_vessels_or_aer
     got = opacity_from_classes(classes, hu, np.ones(hu.shape, bool), (1.0, 1.0, 1.0))[0, 6, 6::12].tolist()
     assert got == [CONSOLIDATION, GGO, 0, 0]
     strand = np.zeros((1, 20, 20), np.uint8)
-    strand[0, :, 10] = 3  # a lesion call one pixel wide along a vessel: taken away by the opening
-    assert not opacity_from_classes(strand, np.full(strand.shape, -400.0), np.ones(strand.shape, bool),
-                                    (1.0, 1.0, 1.0)).any()
+    strand[0, :, 10] = 3  # a lesion call one pixel wide along a vessel
+    args = (strand, np.full(strand.shape, -400.0), np.ones(strand.shape, bool), (1.0, 1.0, 1.0))
+    monkeypatch.setattr(lungs_learned, "LESION_OPENING_MM", 0.0)  # the default: kept
+    assert opacity_from_classes(*args).sum() == 20 * GGO
+    monkeypatch.setattr(lungs_learned, "LESION_OPENING_MM", 2.5)  # with an opening: taken away
+    assert not opacity_from_classes(*args).any()
