@@ -241,8 +241,9 @@ def segment_lungs(
         ``"learned"`` is the 2.5-D network trained on real anatomy
         (:mod:`imaging.scoring.lungs_learned`, weights ``models/weights/lung25d.pt``).
         ``"union"`` is the classical mask plus the learned lung voxels connected to it
-        (:func:`union_with_learned`).  ``"auto"`` runs :data:`AUTO_METHOD` (``"classical"``), the method measured best
-        on the evaluation data (README section ``scoring``); ``"classical_basic"`` is
+        (:func:`union_with_learned`).  ``"auto"`` runs ``"learned"`` on scans like its training
+        data and :data:`AUTO_METHOD` (``"classical"``) on the others (:func:`auto_lung_method`;
+        ``docs/decisions.md``); ``"classical_basic"`` is
         the classical pipeline without the envelope repair (step 6).  ``"model"`` and
         ``"hybrid"`` need the ``models`` weights and torch (see the module notes).
     threshold_hu : float

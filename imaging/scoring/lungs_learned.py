@@ -155,9 +155,10 @@ def _main_components(lungs: np.ndarray) -> np.ndarray:
     boxes = ndi.find_objects(labels)
     largest = boxes[int(np.argmax(sizes)) - 1][0]
     middle = 0.5 * (largest.start + largest.stop - 1)
-    keep = [i + 1 for i, box in enumerate(boxes)
-            if box is not None and sizes[i + 1] >= MIN_COMPONENT_FRACTION * sizes.max() and box[0].stop - 1 >= middle]
-    return np.isin(labels, keep)
+    keep = np.zeros(n + 1, bool)  # a look-up table: np.isin would sort the whole volume
+    keep[1:] = [box is not None and sizes[i + 1] >= MIN_COMPONENT_FRACTION * sizes.max() and box[0].stop - 1 >= middle
+                for i, box in enumerate(boxes)]
+    return keep[labels]
 
 
 def lungs_from_classes(classes: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
@@ -166,10 +167,18 @@ def lungs_from_classes(classes: np.ndarray, hu: np.ndarray, spacing: Sequence[fl
     spacing = tuple(float(s) for s in spacing)
     lungs = classes > 0
     lungs &= patient_interior_fast(hu, spacing) if interior is None else interior  # not the table, outside air
-    lungs = _main_components(lungs)
+    out = np.zeros(classes.shape, np.uint8)
+    zs, ys = np.flatnonzero(lungs.any(axis=(1, 2))), np.flatnonzero(lungs.any(axis=(0, 2)))
+    if not zs.size:
+        return out
+    # the rules run on the slices and rows that hold lung (memory: labels are 4 bytes a
+    # voxel); every column is kept, so that sides are judged on the scan's own x axis
+    box = (slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1))
+    lungs = _main_components(lungs[box])
     for z in np.flatnonzero(lungs.any(axis=(1, 2))):
         lungs[z] = ndi.binary_fill_holes(lungs[z])
-    return split_lungs(lungs, spacing_mm=spacing)
+    out[box] = split_lungs(lungs, spacing_mm=spacing)
+    return out
 
 
 def learned_lungs_canonical(hu: np.ndarray, spacing: Sequence[float], *, network: object | None = None) -> np.ndarray:
