@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models.preprocess import check_kind
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -136,8 +138,7 @@ def lesion_threshold(model: "torch.nn.Module", kind: str = "hu") -> float:
         (:func:`models.calibrate.calibrate_lesion_threshold`).  0.5 when nothing is
         recorded.
     """
-    if kind not in ("hu", "display", "window"):
-        raise ValueError(f"kind must be 'hu', 'display' or 'window', got {kind!r}")
+    check_kind(kind)
     inference = (getattr(model, "checkpoint_info", {}) or {}).get("inference", {})
     t = float(inference.get("lesion_threshold", 0.5))
     return float(inference.get("display_lesion_threshold", t)) if kind != "hu" else t

@@ -20,23 +20,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.checkpoint import lesion_threshold, load_model
-from models.preprocess import display_to_input, hu_to_display, square_geometry
+from models.preprocess import KINDS, check_kind, display_to_input, hu_to_display, square_geometry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["KINDS", "predict_classes", "iter_probabilities"]
 
-#: The kinds of input: HU; 8-bit display images used as they are (already CLAHE-equalised,
-#: as the public COVID-19 slice sets ship them); 8-bit images of a plain window without
-#: equalisation (as most viewers and PACS exports save them), equalised first.
-KINDS: tuple[str, str, str] = ("hu", "display", "window")
-
 
 def _check_input(array: Any, kind: str, spacing_mm: Sequence[float] | None) -> tuple[np.ndarray, tuple[float, float] | None]:
     """``array`` as an ndarray and its in-plane spacing (mm, or None); ValueError naming the bad argument."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be 'hu', 'display' or 'window', got {kind!r}")
+    check_kind(kind)
     arr = np.asarray(array)
     if arr.ndim not in (2, 3):
         raise ValueError(f"array must be a 2D slice (Y, X) or a 3D volume (Z, Y, X), got shape {arr.shape}")
@@ -155,8 +149,7 @@ def iter_probabilities(
     square and resized bilinearly before the softmax.  ``kind`` is one of :data:`KINDS`
     (as for :func:`predict_classes`).
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be 'hu', 'display' or 'window', got {kind!r}")
+    check_kind(kind)
     import torch
     from torch.nn import functional as F
 

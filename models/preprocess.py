@@ -26,6 +26,8 @@ __all__ = [
     "CLAHE_TILES",
     "hu_to_display",
     "display_to_input",
+    "KINDS",
+    "check_kind",
     "display_to_hu_approx",
     "square_geometry",
 ]
@@ -36,6 +38,19 @@ NET_SIZE: int = 256
 CLAHE_CLIP_LIMIT: float = 7.0
 #: OpenCV CLAHE tile grid used by the training data preparation (OpenCV default).
 CLAHE_TILES: tuple[int, int] = (8, 8)
+
+
+#: The kinds of network input: HU; 8-bit display images used as they are (already
+#: CLAHE-equalised, as the public COVID-19 slice sets ship them); 8-bit images of a plain
+#: window without equalisation (as most viewers and PACS exports save them), equalised
+#: first (:func:`display_to_input`).
+KINDS: tuple[str, str, str] = ("hu", "display", "window")
+
+
+def check_kind(kind: str) -> None:
+    """ValueError unless ``kind`` is one of :data:`KINDS`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'hu', 'display' or 'window', got {kind!r}")
 
 
 def _check_slices(array: np.ndarray, name: str) -> np.ndarray:

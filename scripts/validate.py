@@ -94,6 +94,14 @@ def _say(name: str, message: str) -> None:
     print(f"validate {name}: {message}", file=sys.stderr, flush=True)
 
 
+def _scan_path(args: argparse.Namespace, name: str) -> Path:
+    """``--data / name``, or FileNotFoundError naming it."""
+    path = args.data / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found")
+    return path
+
+
 # ----------------------------------------------------------------------------- lungs
 
 
@@ -190,10 +198,8 @@ def run_real_anatomy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     network = None if args.lung_weights is None else ra.load_network(args.lung_weights)
     rows: list[dict[str, Any]] = []
     for scan in args.scans:
-        if not (args.data / scan).exists():
-            raise FileNotFoundError(f"{args.data / scan} not found")
         _say("real-anatomy", f"{scan} ...")
-        volume = load_scan(args.data / scan)
+        volume = load_scan(_scan_path(args, scan))
         lungs = healthy_lungs(volume)
         if args.pictures is not None:
             ra.render_truth_review(args.pictures / f"{scan}_reference_lungs.png", volume, lungs,
@@ -222,10 +228,8 @@ def run_lidc_reads(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
     studies = []
     for scan in args.scans:
-        if not (args.data / scan).exists():
-            raise FileNotFoundError(f"{args.data / scan} not found")
         _say("lidc-reads", f"{scan} ...")
-        studies.append(lidc_reads.evaluate_study(args.data / scan, scan, min_readers=args.min_readers,
+        studies.append(lidc_reads.evaluate_study(_scan_path(args, scan), scan, min_readers=args.min_readers,
                                                  lung_method=args.lung_method, opacity_method=args.opacity_method))
     return {"studies": studies}, lidc_reads.lidc_reads_markdown(studies)
 
@@ -241,9 +245,7 @@ def run_real_scans(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
     rows = []
     for scan in args.scans:
-        path = args.data / real_scans.REAL_SCANS.get(scan, scan)
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found")
+        path = _scan_path(args, real_scans.REAL_SCANS.get(scan, scan))
         for method in args.lung_methods:
             _say("real-scans", f"{scan} ({method}) ...")
             rows.append(real_scans.evaluate_real_scan(path, scan, pictures=args.pictures, lung_method=method,
@@ -266,11 +268,8 @@ def run_display(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
     rows = []
     for scan in args.scans:
-        if not (args.data / scan).exists():
-            raise FileNotFoundError(f"{args.data / scan} not found")
-        for level in args.levels:
-            _say("display", f"{scan} at {level:g} % ...")
-            rows.append(display_input.display_against_hu(args.data / scan, level_pct=level, every=args.every))
+        _say("display", f"{scan} ...")
+        rows += display_input.display_against_hu(_scan_path(args, scan), levels_pct=args.levels, every=args.every)
     return {"rows": rows}, display_input.display_markdown(rows)
 
 

@@ -26,7 +26,6 @@ torch and ``models`` are imported inside the functions only.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +38,6 @@ from imaging.validation.metrics import PooledDice
 
 __all__ = [
     "LUNG_WINDOW",
-    "BODY_MIN_HU",
     "DICE_TOLERANCE",
     "DISPLAY_KIND",
     "render_display",
@@ -53,8 +51,6 @@ __all__ = [
 
 #: The plain lung window of the export, (level, width) in HU: -1350..150 HU.
 LUNG_WINDOW: tuple[float, float] = (-600.0, 1500.0)
-#: Pixels above this density (HU) are body (or table) for the crop of :func:`body_box`.
-BODY_MIN_HU: float = -500.0
 #: Target: display infection Dice at most this far below (or above) the HU path's.
 DICE_TOLERANCE: float = 0.05
 #: The ``kind`` the display path reads the plain-window export with (no equalisation in
@@ -91,20 +87,20 @@ def render_display(hu_slice: np.ndarray, *, window: tuple[float, float] = LUNG_W
     return np.round(np.clip(grey, 0.0, 255.0)).astype(np.uint8)
 
 
-def body_box(hu_slice: np.ndarray, *, margin: int = 4, min_hu: float = BODY_MIN_HU) -> Box:
-    """Bounding box of the body on an axial slice: its largest component above ``min_hu``.
+def body_box(hu_slice: np.ndarray, *, margin: int = 4) -> Box:
+    """Bounding box of the body on an axial slice
+    (:func:`imaging.phantom.real_lungs.body_mask`), with a margin.
 
     Parameters
     ----------
     hu_slice : (Y, X) ndarray, HU
     margin : int, pixels
         Added on every side (within the slice).
-    min_hu : float, HU
 
     Returns
     -------
     (rows, columns) : tuple of slices
-        The whole slice when nothing is above ``min_hu``.
+        The whole slice when there is no body.
 
     Examples
     --------
@@ -112,12 +108,12 @@ def body_box(hu_slice: np.ndarray, *, margin: int = 4, min_hu: float = BODY_MIN_
     >>> body_box(hu, margin=2)
     (slice(3, 14, None), slice(6, 22, None))
     """
-    labels, n = ndi.label(np.asarray(hu_slice) > min_hu)
-    if n == 0:
+    from imaging.phantom.real_lungs import body_mask
+
+    body = body_mask(np.asarray(hu_slice)[None])[0]
+    if not body.any():
         return slice(0, hu_slice.shape[0]), slice(0, hu_slice.shape[1])
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    rows, cols = ndi.find_objects(labels)[int(np.argmax(sizes)) - 1]
+    rows, cols = ndi.find_objects(body.astype(np.uint8))[0]
     ny, nx = hu_slice.shape
     return (slice(max(rows.start - margin, 0), min(rows.stop + margin, ny)),
             slice(max(cols.start - margin, 0), min(cols.stop + margin, nx)))
@@ -174,39 +170,20 @@ def _display_path(hu_slice: np.ndarray, spacing_yx_mm: Sequence[float], window: 
     return from_export(lungs, box, hu_slice.shape), from_export(opacity > 0, box, hu_slice.shape)
 
 
-@functools.lru_cache(maxsize=1)
-def _prepared(scan_path: str) -> tuple[Any, np.ndarray, Any]:
-    """The canonical scan, its reference lungs and lesion context (kept for the next level)."""
-    from imaging.io.load import load_scan
-    from imaging.phantom.hybrid import prepare_scan
-    from imaging.phantom.real_lungs import healthy_lungs
-
-    volume = load_scan(scan_path).canonical()
-    lungs = healthy_lungs(volume)
-    return volume, lungs, prepare_scan(volume, lungs)
-
-
-def _case(scan_path: str | Path, level_pct: float, seed: int) -> Any:
-    """The held-out scan with lesions inserted at ``level_pct`` (as :mod:`real_anatomy` does)."""
-    from imaging.phantom.hybrid import insert_lesions
-
-    volume, lungs, context = _prepared(str(scan_path))
-    return insert_lesions(volume, lungs, level_pct, rng=seed + int(round(level_pct * 10)), context=context)
-
-
-def display_against_hu(scan_path: str | Path, *, level_pct: float = 30.0, seed: int = 0, every: int = 4,
-                       window: tuple[float, float] = LUNG_WINDOW, use_spacing: bool = True) -> dict[str, Any]:
+def display_against_hu(scan_path: str | Path, *, levels_pct: Sequence[float] = (15.0, 30.0, 45.0), seed: int = 0,
+                       every: int = 4, window: tuple[float, float] = LUNG_WINDOW,
+                       use_spacing: bool = True) -> list[dict[str, Any]]:
     """Infection and lung Dice of the network on exported display slices and on their HU.
 
     Parameters
     ----------
     scan_path : path
         A near-healthy real chest (anything :func:`imaging.load_scan` reads).
-    level_pct : float, %
-        Involvement of the inserted lesions (percent of the lung volume).
+    levels_pct : sequence of float, %
+        Involvements of the inserted lesions (percent of the lung volume), a row each.
     seed : int
-        Seed of the lesion placement (offset by the level, as in
-        :func:`imaging.validation.real_anatomy.evaluate_scan`).
+        Seed of the lesion placement
+        (:func:`imaging.validation.real_anatomy.inserted_cases`).
     every : int
         Use every ``every``-th slice that holds truth lung.
     window : (level, width), HU
@@ -217,24 +194,34 @@ def display_against_hu(scan_path: str | Path, *, level_pct: float = 30.0, seed: 
 
     Returns
     -------
-    dict
+    list of dict, one per level
         ``scan``, ``level`` (%), ``truth_pct`` (inserted involvement, %), ``slices``,
         ``kind`` (the display path's, :data:`DISPLAY_KIND`);
         Dice pooled over the slices: ``dice_hu`` and ``dice_display`` (the network's
         lesion against the inserted ground-glass and consolidation), ``diff``
         (display − HU), ``lung_dice_hu``, ``lung_dice_display``; ``lesion_vs_truth_hu`` and
         ``lesion_vs_truth_display`` (the network's lesion pixels over the inserted lesion
-        pixels on these slices: below 1, lesion missed); ``seconds`` (whole run).
+        pixels on these slices: below 1, lesion missed); ``seconds`` (the level's comparison).
     """
+    from imaging.io.load import load_scan
+    from imaging.validation.real_anatomy import inserted_cases
+
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every!r}")
+    volume = load_scan(scan_path).canonical()
+    return [_level_row(Path(scan_path).name, level, case, every, window, use_spacing)
+            for level, case in inserted_cases(volume, levels_pct, seed=seed)]
+
+
+def _level_row(scan: str, level: float, case: Any, every: int, window: tuple[float, float],
+               use_spacing: bool) -> dict[str, Any]:
+    """One row of :func:`display_against_hu`: both paths on every ``every``-th lung slice of a case."""
     start = time.perf_counter()
-    case = _case(scan_path, level_pct, seed)
     zs = np.flatnonzero(case.lungs.any(axis=(1, 2)))[::every]
     tally = _compare_paths(case, zs, window, use_spacing)
     dice_hu, dice_display = tally["hu"].value, tally["display"].value
     truth_px = max(tally["truth_px"], 1)
-    return {"scan": Path(scan_path).name, "level": float(level_pct), "truth_pct": round(case.involvement_pct, 2),
+    return {"scan": scan, "level": level, "truth_pct": round(case.involvement_pct, 2),
             "slices": int(len(zs)), "kind": DISPLAY_KIND,
             "dice_hu": round(dice_hu, 4), "dice_display": round(dice_display, 4),
             "diff": round(dice_display - dice_hu, 4),

@@ -13,7 +13,7 @@ small real nodules (a few tenths of a point at most on these scans).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from imaging.validation.metrics import dice
 __all__ = [
     "REAL_ANATOMY_SCANS",
     "INVOLVEMENTS_PCT",
+    "inserted_cases",
     "evaluate_case",
     "evaluate_scan",
     "summarise_real_anatomy",
@@ -89,6 +90,32 @@ def _inside(part: np.ndarray, mask: np.ndarray) -> float:
     return float(100.0 * (part & mask).sum() / n) if n else float("nan")
 
 
+def inserted_cases(volume: CTVolume, involvements: Sequence[float] = INVOLVEMENTS_PCT, *, seed: int = 0,
+                   lungs: np.ndarray | None = None) -> Iterator[tuple[float, HybridCase]]:
+    """The scan with lesions inserted at each involvement, one case at a time.
+
+    Parameters
+    ----------
+    volume : CTVolume
+        A near-healthy canonical chest CT.
+    involvements : sequence of float
+        Percent of the lungs turned into lesion.
+    seed : int
+        Seed of the lesion placement, offset by the level (``seed + round(10 * level)``),
+        so that every check inserts the same lesions at a level.
+    lungs : ndarray of bool, optional
+        Reviewed reference lungs; computed with :func:`healthy_lungs` when not given.
+
+    Yields
+    ------
+    (level, case) : (float, HybridCase)
+    """
+    lungs = healthy_lungs(volume) if lungs is None else lungs
+    context = prepare_scan(volume, lungs)
+    for level in involvements:
+        yield float(level), insert_lesions(volume, lungs, level, rng=seed + int(round(level * 10)), context=context)
+
+
 def evaluate_scan(volume: CTVolume, name: str, *, involvements: Sequence[float] = INVOLVEMENTS_PCT,
                   seed: int = 0, lungs: np.ndarray | None = None, opacity_methods: Sequence[str] | None = None,
                   network: Any = None, **score_options: Any) -> list[dict[str, Any]]:
@@ -115,14 +142,11 @@ def evaluate_scan(volume: CTVolume, name: str, *, involvements: Sequence[float] 
     **score_options
         ``lung_method`` / ``opacity_method`` / ``lung_fn`` for :func:`evaluate_case`.
     """
-    lungs = healthy_lungs(volume) if lungs is None else lungs
-    context = prepare_scan(volume, lungs)
     methods = list(opacity_methods) if opacity_methods else [score_options.pop("opacity_method", "auto")]
     score_options.pop("opacity_method", None)
     needs_network = score_options.get("lung_method") == "learned" or "learned" in methods
     rows = []
-    for level in involvements:
-        case = insert_lesions(volume, lungs, level, rng=seed + int(round(level * 10)), context=context)
+    for level, case in inserted_cases(volume, involvements, seed=seed, lungs=lungs):
         learned = None
         if needs_network:
             from imaging.scoring.lungs_learned import learned_segmentation

@@ -96,7 +96,7 @@ def test_display_against_hu_on_the_held_out_scan():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        row = display_against_hu(scan, level_pct=30.0, every=40)
+        [row] = display_against_hu(scan, levels_pct=[30.0], every=40)
     finally:
         torch.set_num_threads(threads)
     assert row["scan"] == "lidc_idri_0003" and row["level"] == 30.0 and 2 <= row["slices"] <= 4
