@@ -22,7 +22,7 @@ from imaging.scoring import constants as C
 from imaging.scoring.lung_grid import INPLANE
 from imaging.scoring.lung_sides import LEFT, RIGHT
 
-__all__ = ["fill_holes_and_bays", "envelope_repair"]
+__all__ = ["fill_holes_and_bays", "fill_holes_except_domes", "envelope_repair"]
 
 
 def _body_radius(body: np.ndarray) -> np.ndarray:
@@ -66,6 +66,35 @@ def _organ_like(low: np.ndarray, first_air: np.ndarray, z: int, comp: np.ndarray
     airless = float((slab >= C.HU_CONSOLIDATION_MIN).mean())
     fat = float(((slab >= C.HU_FAT_BAND[0]) & (slab <= C.HU_FAT_BAND[1])).mean())
     return airless >= C.DOME_AIRLESS_FRACTION and fat >= C.DOME_FAT_FRACTION
+
+
+def fill_holes_except_domes(lungs: np.ndarray, hu: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Fill the holes of a lung mask slice by slice, except an abdominal organ's dome.
+
+    The hole rule of :func:`fill_holes_and_bays` on its own: an axial slice through the top
+    of the diaphragm dome shows the liver, spleen or stomach (partial volume of the dome
+    cap) as a hole inside the lung outline, which stays out (:func:`_organ_like`); every
+    other hole (vessels, bronchi, nodules, central consolidation) is filled.
+
+    Parameters
+    ----------
+    lungs : (Z, Y, X) bool ndarray
+    hu : (Z, Y, X) ndarray, HU, same grid
+    spacing : (3,) float, mm
+
+    Returns
+    -------
+    (Z, Y, X) bool ndarray
+    """
+    out = lungs.copy()
+    first_air = _first_air(lungs)
+    for z in np.flatnonzero(lungs.any(axis=(1, 2))):
+        holes, n = ndi.label(ndi.binary_fill_holes(lungs[z]) & ~lungs[z])
+        for i in range(1, n + 1):
+            comp = holes == i
+            if not _organ_like(hu, first_air, z, comp, spacing):
+                out[z] |= comp
+    return out
 
 
 def fill_holes_and_bays(labels: np.ndarray, low: np.ndarray, body: np.ndarray,

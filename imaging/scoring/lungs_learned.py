@@ -16,7 +16,9 @@ cleaned by five rules and split into right and left:
 3. components lying wholly below the middle of the largest one's height are dropped
    (stomach and bowel gas under the diaphragm: the lungs' bases belong to components
    that reach far higher);
-4. holes enclosed by lung in a slice are filled (vessels, bronchi, nodules);
+4. holes enclosed by lung in a slice are filled (vessels, bronchi, nodules), except the
+   top of an abdominal organ's dome seen through the lung's base (the classical mask's
+   rule, :func:`imaging.scoring.lung_repair.fill_holes_except_domes`);
 5. right / left by :func:`imaging.scoring.lung_sides.split_lungs`.
 
 Its opacity (:func:`opacity_from_classes`) is what the network calls lesion (either lesion
@@ -43,6 +45,7 @@ from scipy import ndimage as ndi
 from imaging.common.volume import CTVolume, canonical_axes, from_canonical, to_canonical
 from imaging.scoring import constants as C
 from imaging.scoring.lung_chest import patient_interior
+from imaging.scoring.lung_repair import fill_holes_except_domes
 from imaging.scoring.lung_sides import split_lungs
 from imaging.scoring.opacity import CONSOLIDATION, GGO, suppress_vessels
 
@@ -174,9 +177,7 @@ def lungs_from_classes(classes: np.ndarray, hu: np.ndarray, spacing: Sequence[fl
     # the rules run on the slices and rows that hold lung (memory: labels are 4 bytes a
     # voxel); every column is kept, so that sides are judged on the scan's own x axis
     box = (slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1))
-    lungs = _main_components(lungs[box])
-    for z in np.flatnonzero(lungs.any(axis=(1, 2))):
-        lungs[z] = ndi.binary_fill_holes(lungs[z])
+    lungs = fill_holes_except_domes(_main_components(lungs[box]), hu[box], spacing)
     out[box] = split_lungs(lungs, spacing_mm=spacing)
     return out
 
